@@ -1,0 +1,51 @@
+"""asyncfetch: every page of a page-numbered list API, fetched concurrently and in order.
+
+Built first for Intercom's "list users by tag / segment / company" endpoints::
+
+    import asyncfetch
+
+    async with asyncfetch.IntercomClient(token="...") as client:
+        async for user in client.users(tag_id="3142"):
+            print(user["email"])
+"""
+
+from ._client import DEFAULT_BASE_URL, IntercomClient
+from ._engine import Page, PageSource, ordered_pages
+from ._exceptions import (
+    APIError,
+    AsyncFetchError,
+    AuthenticationError,
+    ConnectError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitError,
+    RequestTimeout,
+    ResponseFormatError,
+    ServerError,
+    TransportError,
+)
+from ._intercom import Item
+from ._listing import Listing
+from ._version import __version__
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "APIError",
+    "AsyncFetchError",
+    "AuthenticationError",
+    "ConnectError",
+    "IntercomClient",
+    "InvalidRequestError",
+    "Item",
+    "Listing",
+    "NotFoundError",
+    "Page",
+    "PageSource",
+    "RateLimitError",
+    "RequestTimeout",
+    "ResponseFormatError",
+    "ServerError",
+    "TransportError",
+    "__version__",
+    "ordered_pages",
+]

@@ -1,0 +1,103 @@
+"""The engine: fetch the pages of one numbered list concurrently, yield them in order.
+
+It knows nothing about HTTP or Intercom. A ``PageSource`` says how to request
+page N and how to follow a ``next`` link; the engine reads page 1, learns
+``total_pages``, and keeps a sliding window of page requests running ahead of
+the consumer.
+
+Why plain asyncio tasks and not a task group: the engine is an async
+generator, and a task group (or any cancel scope) that stays open across a
+``yield`` breaks when the consumer stops early or is cancelled: the scope
+would be exited from another task, or cancellation aimed at the consumer
+would land in the generator (see anyio's "cancellation" chapter and PEP 789).
+Here no scope spans a ``yield``; the window's tasks are owned by the
+generator and its ``finally`` cancels and awaits every one of them, whether
+the consumer finished, broke out, raised or was cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+__all__ = ["Page", "PageSource", "ordered_pages"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a list, as the API returned it.
+
+    ``total_pages`` and ``total_count`` are ``None`` when the response did not
+    say; ``next_url`` is ``None`` on the last page.
+    """
+
+    number: int
+    items: list[T]
+    total_pages: int | None = None
+    total_count: int | None = None
+    next_url: str | None = None
+
+
+class PageSource(Protocol[T]):
+    """How the engine gets pages of one list."""
+
+    async def fetch_page(self, number: int) -> Page[T]:
+        """Request page ``number`` (counted from 1)."""
+        ...
+
+    async def follow(self, url: str, number: int) -> Page[T]:
+        """Request a ``next`` link; ``number`` is the page it is expected to be."""
+        ...
+
+
+async def ordered_pages(source: PageSource[T], *, window: int) -> AsyncGenerator[Page[T], None]:
+    """Yield every page of ``source`` in page order.
+
+    ``window`` bounds the pages the engine holds at once: requested but not
+    answered, or answered but not yet taken by the consumer. Memory stays at
+    ``window`` pages whatever the list's length, and a slow consumer slows the
+    fetching instead of growing a buffer. How many of the window's requests
+    are actually on the wire at once is the page source's business (the
+    client's concurrency limit and rate limiter).
+
+    When a page fails, the pages before it have been yielded already and its
+    exception propagates; the rest of the window is cancelled.
+    """
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+    first = await source.fetch_page(1)
+    yield first
+    if first.total_pages is None:
+        # Fallback for responses without ``total_pages``: one page after another.
+        page = first
+        while page.next_url is not None:
+            page = await source.follow(page.next_url, page.number + 1)
+            yield page
+        return
+
+    pending: deque[asyncio.Future[Page[T]]] = deque()
+    next_number = 2
+    last = first.total_pages
+    try:
+        while True:
+            while next_number <= last and len(pending) < window:
+                pending.append(asyncio.ensure_future(source.fetch_page(next_number)))
+                next_number += 1
+            if not pending:
+                return
+            # The head of the window is the next page in order; pages behind it
+            # may finish first and simply wait their turn.
+            page = await pending[0]
+            pending.popleft()
+            yield page
+    finally:
+        for task in pending:
+            task.cancel()
+        # Await them so no request outlives the generator and no exception is
+        # left unretrieved.
+        await asyncio.gather(*pending, return_exceptions=True)

@@ -1,0 +1,125 @@
+"""The exceptions asyncfetch raises.
+
+Every failure of a fetch is an ``AsyncFetchError``; nothing from aiohttp or
+asyncio escapes the public API (``_http.py`` maps them, in one place)::
+
+    AsyncFetchError
+    ├── APIError                  the API answered with an error status
+    │   ├── InvalidRequestError   400, 422: the request itself is wrong
+    │   ├── AuthenticationError   401, 403: bad or missing token, no permission
+    │   ├── NotFoundError         404: unknown tag, segment, company or path
+    │   ├── RateLimitError        429: the rate budget is spent
+    │   └── ServerError           5xx
+    ├── TransportError            no HTTP answer at all
+    │   ├── ConnectError          refused, reset, DNS, closed keep-alive
+    │   └── RequestTimeout        the request took longer than ``timeout``
+    └── ResponseFormatError       a 2xx whose body is not the JSON expected
+
+Invalid arguments are not fetch failures: they raise ``ValueError`` before any
+request is sent.
+
+Messages name the URL and page but never the token (it only travels in a
+header, which no message includes).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIError",
+    "AsyncFetchError",
+    "AuthenticationError",
+    "ConnectError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "RateLimitError",
+    "RequestTimeout",
+    "ResponseFormatError",
+    "ServerError",
+    "TransportError",
+]
+
+
+class AsyncFetchError(Exception):
+    """Root of every error a fetch raises.
+
+    ``url`` is the request that failed and ``page`` its page number (``None``
+    when the request was not for a numbered page).
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, page: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.url = url
+        self.page = page
+
+    def __str__(self) -> str:
+        where = []
+        if self.page is not None:
+            where.append(f"page {self.page}")
+        if self.url is not None:
+            where.append(self.url)
+        return f"{self.message} ({', '.join(where)})" if where else self.message
+
+
+class APIError(AsyncFetchError):
+    """The API answered with an error status.
+
+    Carries what Intercom's ``error.list`` body says: ``code`` (read from
+    ``errors[0].code``, or ``errors[0].type`` in older payloads), the server's
+    ``message`` and its ``request_id``, plus the HTTP ``status``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str | None = None,
+        request_id: str | None = None,
+        url: str | None = None,
+        page: int | None = None,
+    ) -> None:
+        super().__init__(message, url=url, page=page)
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        code = f" {self.code}" if self.code else ""
+        return f"HTTP {self.status}{code}: {super().__str__()}"
+
+
+class InvalidRequestError(APIError):
+    """400 or 422: the API rejected the request's parameters."""
+
+
+class AuthenticationError(APIError):
+    """401 or 403: the token is missing, wrong, expired or lacks permission."""
+
+
+class NotFoundError(APIError):
+    """404: the tag, segment, company or path does not exist."""
+
+
+class RateLimitError(APIError):
+    """429: the rate budget of the current window is spent."""
+
+
+class ServerError(APIError):
+    """5xx: the API failed; Intercom says these should be retried."""
+
+
+class TransportError(AsyncFetchError):
+    """No HTTP answer arrived: the connection failed or the request timed out."""
+
+
+class ConnectError(TransportError):
+    """The connection could not be made or was lost mid-request."""
+
+
+class RequestTimeout(TransportError):
+    """The request did not complete within the configured ``timeout``."""
+
+
+class ResponseFormatError(AsyncFetchError):
+    """A successful status whose body is not the JSON list page expected."""

@@ -1,0 +1,158 @@
+"""The engine on its own, with an in-memory page source whose pages finish out of order."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import anyio
+import pytest
+
+from asyncfetch import Page, ordered_pages
+
+from .helpers import TaskWatch
+
+pytestmark = pytest.mark.anyio
+
+
+class FakeSource:
+    """``total`` pages of ``per_page`` numbers; each page takes a random few milliseconds.
+
+    Counts what the engine holds: ``outstanding`` is pages requested but not
+    yet handed to the consumer, ``running`` is fetches not yet finished.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        *,
+        per_page: int = 3,
+        seed: int = 0,
+        fail_on: int | None = None,
+        with_total_pages: bool = True,
+    ) -> None:
+        self.total = total
+        self.per_page = per_page
+        self.rng = random.Random(seed)
+        self.fail_on = fail_on
+        self.with_total_pages = with_total_pages
+        self.requested: list[int] = []
+        self.running = 0
+        self.max_running = 0
+        self.cancelled = 0
+
+    def _page(self, number: int) -> Page[int]:
+        start = (number - 1) * self.per_page
+        has_next = number < self.total
+        return Page(
+            number=number,
+            items=list(range(start, start + self.per_page)),
+            total_pages=self.total if self.with_total_pages else None,
+            next_url=f"next:{number + 1}" if has_next else None,
+        )
+
+    async def fetch_page(self, number: int) -> Page[int]:
+        self.requested.append(number)
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
+        try:
+            await asyncio.sleep(self.rng.uniform(0, 0.004))
+            if number == self.fail_on:
+                raise RuntimeError(f"page {number} failed")
+            return self._page(number)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.running -= 1
+
+    async def follow(self, url: str, number: int) -> Page[int]:
+        assert url == f"next:{number}"
+        return await self.fetch_page(number)
+
+
+
+
+@pytest.mark.parametrize(("total", "window"), [(1, 4), (2, 1), (7, 3), (60, 8), (60, 64)])
+async def test_every_page_once_in_order(total: int, window: int) -> None:
+    source = FakeSource(total, seed=total * window)
+    numbers = [page.number async for page in ordered_pages(source, window=window)]
+    assert numbers == list(range(1, total + 1))
+    assert sorted(source.requested) == numbers
+
+
+async def test_pages_finish_out_of_order_but_are_yielded_in_order() -> None:
+    source = FakeSource(40, seed=7)
+    items = [item async for page in ordered_pages(source, window=10) for item in page.items]
+    assert items == list(range(40 * 3))
+    # The random delays really did reorder completions: the window had many running at once.
+    assert source.max_running > 1
+
+
+async def test_window_bounds_pages_held_for_a_slow_consumer() -> None:
+    source = FakeSource(50)
+    window = 5
+    consumed = 0
+    async for page in ordered_pages(source, window=window):
+        consumed += 1
+        assert page.number == consumed
+        # Requested but not yet consumed never exceeds the window (plus the page in hand).
+        assert len(source.requested) - consumed <= window
+        await asyncio.sleep(0.002)
+    assert consumed == 50
+
+
+async def test_failure_yields_earlier_pages_then_raises_and_cancels_the_rest() -> None:
+    tasks = TaskWatch()
+    source = FakeSource(30, fail_on=12)
+    seen: list[int] = []
+    with pytest.raises(RuntimeError, match="page 12 failed"):
+        async for page in ordered_pages(source, window=8):
+            seen.append(page.number)
+    assert seen == list(range(1, 12))
+    assert source.running == 0
+    assert not tasks.started()
+
+
+async def test_break_with_aclose_leaves_nothing_running() -> None:
+    tasks = TaskWatch()
+    source = FakeSource(100)
+    pages = ordered_pages(source, window=10)
+    async for page in pages:
+        if page.number == 3:
+            break
+    await pages.aclose()
+    assert source.running == 0
+    assert source.cancelled > 0
+    assert not tasks.started()
+    assert len(source.requested) <= 3 + 10
+
+
+async def test_cancelling_the_consumer_leaves_nothing_running() -> None:
+    tasks = TaskWatch()
+    source = FakeSource(100)
+    got: list[int] = []
+
+    async def consume() -> None:
+        async for page in ordered_pages(source, window=10):
+            got.append(page.number)
+            if page.number == 5:
+                await anyio.sleep_forever()
+
+    with anyio.move_on_after(0.2):
+        await consume()
+    assert got == [1, 2, 3, 4, 5]
+    assert source.running == 0
+    assert not tasks.started()
+
+
+async def test_without_total_pages_follows_next_links_one_by_one() -> None:
+    source = FakeSource(6, with_total_pages=False)
+    numbers = [page.number async for page in ordered_pages(source, window=10)]
+    assert numbers == [1, 2, 3, 4, 5, 6]
+    assert source.max_running == 1
+
+
+async def test_window_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="window must be at least 1"):
+        await ordered_pages(FakeSource(1), window=0).__anext__()
