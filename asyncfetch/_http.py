@@ -110,6 +110,11 @@ class Transport:
                 ) from exc
             except aiohttp.ClientConnectionError as exc:
                 raise ConnectError(f"connection failed: {exc}", url=url, page=page) from exc
+            except aiohttp.ClientPayloadError as exc:
+                # The body was cut short: the connection dropped mid-response.
+                raise ConnectError(
+                    f"connection lost mid-response: {exc}", url=url, page=page
+                ) from exc
             except aiohttp.ClientError as exc:
                 raise TransportError(f"request failed: {exc}", url=url, page=page) from exc
         if status >= 300:

@@ -71,8 +71,6 @@ class FakeSource:
         return await self.fetch_page(number)
 
 
-
-
 @pytest.mark.parametrize(("total", "window"), [(1, 4), (2, 1), (7, 3), (60, 8), (60, 64)])
 async def test_every_page_once_in_order(total: int, window: int) -> None:
     source = FakeSource(total, seed=total * window)

@@ -1,0 +1,5 @@
+"""``python -m asyncfetch``."""
+
+from ._cli import main
+
+main()

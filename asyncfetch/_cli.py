@@ -1,0 +1,251 @@
+"""The ``asyncfetch`` command line: a thin shell over the library.
+
+Exit codes: 0 success; 1 the API or the network failed (one line on stderr,
+no traceback); 2 a usage error, reported before any request is sent;
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from typing import IO, Any, TypeVar
+
+import click
+
+from ._client import DEFAULT_BASE_URL, IntercomClient
+from ._exceptions import AsyncFetchError
+from ._export import ExportSummary, export_jsonl
+from ._intercom import Item
+from ._listing import Listing
+from ._progress import page_progress
+from ._version import __version__
+
+__all__ = ["cli", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+ListingFactory = Callable[[IntercomClient], Listing[Item]]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="asyncfetch")
+def cli() -> None:
+    """Fetch every page of an Intercom list concurrently, in order, as JSON Lines."""
+
+
+def _fetch_options(command: F) -> F:
+    """The options every fetching command takes."""
+    options = [
+        click.option(
+            "--base-url",
+            envvar="INTERCOM_BASE_URL",
+            default=DEFAULT_BASE_URL,
+            show_default=True,
+            help="The API's root URL [env: INTERCOM_BASE_URL].",
+        ),
+        click.option(
+            "--token",
+            envvar="INTERCOM_ACCESS_TOKEN",
+            help="Access token [env: INTERCOM_ACCESS_TOKEN]. Never printed.",
+        ),
+        click.option(
+            "--out",
+            "out_path",
+            default="-",
+            type=click.Path(dir_okay=False, allow_dash=True),
+            help="JSON Lines file to write, one item per line in API order; '-' is stdout.",
+        ),
+        click.option(
+            "--per-page",
+            type=click.IntRange(1, 60),
+            default=50,
+            show_default=True,
+            help="Items per page (Intercom allows 1 to 60).",
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(min=1),
+            default=16,
+            show_default=True,
+            help="Requests in flight at once.",
+        ),
+        click.option(
+            "--rate",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            help="At most this many requests per second [default: no cap].",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=30.0,
+            show_default=True,
+            help="Seconds allowed for one request.",
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@cli.command()
+@click.option("--tag-id", help="Only users carrying this tag.")
+@click.option("--segment-id", help="Only users in this segment.")
+@_fetch_options
+def users(tag_id: str | None, segment_id: str | None, **options: Any) -> None:
+    """Users and leads, optionally by tag or by segment (not both)."""
+    if tag_id is not None and segment_id is not None:
+        raise click.UsageError("--tag-id and --segment-id cannot be combined (the API refuses it)")
+    _run(lambda client: client.users(tag_id=tag_id, segment_id=segment_id), **options)
+
+
+@cli.command("company-users")
+@click.option("--id", "id_", help="Intercom's id of the company.")
+@click.option("--company-id", help="Your own company_id of the company.")
+@_fetch_options
+def company_users(id_: str | None, company_id: str | None, **options: Any) -> None:
+    """Users of one company, by --id or by --company-id (exactly one)."""
+    if (id_ is None) == (company_id is None):
+        raise click.UsageError("give exactly one of --id or --company-id")
+    _run(lambda client: client.company_users(id=id_, company_id=company_id), **options)
+
+
+@cli.command()
+@click.option("--tag-id", help="Only companies carrying this tag.")
+@click.option("--segment-id", help="Only companies in this segment.")
+@_fetch_options
+def companies(tag_id: str | None, segment_id: str | None, **options: Any) -> None:
+    """Companies, optionally by tag or by segment (not both)."""
+    if tag_id is not None and segment_id is not None:
+        raise click.UsageError("--tag-id and --segment-id cannot be combined (the API refuses it)")
+    _run(lambda client: client.companies(tag_id=tag_id, segment_id=segment_id), **options)
+
+
+@cli.command()
+@_fetch_options
+def contacts(**options: Any) -> None:
+    """Leads."""
+    _run(lambda client: client.contacts(), **options)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--users", type=click.IntRange(min=0), default=1000, show_default=True)
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option(
+    "--rate-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Enforce this many requests per 10-second window (429 past it).",
+)
+@click.option("--token", default=None, help="Accept only this token [default: any non-empty].")
+def serve(
+    host: str, port: int, users: int, latency_ms: float, rate_limit: int | None, token: str | None
+) -> None:
+    """Run the bundled Intercom-compatible server (test and benchmark stand-in)."""
+    from ._server import ServerConfig, run_server
+
+    try:
+        config = ServerConfig(
+            users=users, latency_ms=latency_ms, rate_limit=rate_limit, token=token
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    run_server(config, host=host, port=port)
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out_path",
+    default="demo-output/users.jsonl",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+)
+@click.option("--users", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=50.0, show_default=True)
+@click.option("--concurrency", type=click.IntRange(min=1), default=16, show_default=True)
+def demo(out_path: str, users: int, latency_ms: float, concurrency: int) -> None:
+    """Fetch a tag's users from the bundled server, concurrently and then sequentially."""
+    from ._demo import run_demo
+
+    with _cli_errors():
+        asyncio.run(
+            run_demo(out_path=out_path, users=users, latency_ms=latency_ms, concurrency=concurrency)
+        )
+
+
+def _run(
+    make_listing: ListingFactory,
+    *,
+    base_url: str,
+    token: str | None,
+    out_path: str,
+    per_page: int,
+    concurrency: int,
+    rate: float | None,
+    timeout: float,
+    quiet: bool,
+) -> None:
+    if not token:
+        raise click.UsageError("no token: pass --token or set INTERCOM_ACCESS_TOKEN")
+    try:
+        # Every argument is checked here, before a file is opened or a request sent.
+        client = IntercomClient(
+            token=token,
+            base_url=base_url,
+            concurrency=concurrency,
+            rate=rate,
+            per_page=per_page,
+            timeout=timeout,
+        )
+        make_listing(client)  # validates the filters; the listing itself is discarded
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    show_progress = not quiet and sys.stderr.isatty()
+    try:
+        out = click.open_file(out_path, "wb")
+    except OSError as exc:
+        raise click.FileError(out_path, hint=exc.strerror) from None
+    with _cli_errors(), out:
+        summary = asyncio.run(_fetch(client, make_listing, out, show_progress=show_progress))
+    if not quiet:
+        click.echo(
+            f"{summary.items} items, {summary.pages} pages in {summary.seconds:.2f} s "
+            f"({summary.requests_per_second:.0f} requests/s)",
+            err=True,
+        )
+
+
+async def _fetch(
+    client: IntercomClient,
+    make_listing: ListingFactory,
+    out: IO[bytes],
+    *,
+    show_progress: bool,
+) -> ExportSummary:
+    async with client:
+        with page_progress(enabled=show_progress) as on_page:
+            return await export_jsonl(make_listing(client), out, on_page=on_page)
+
+
+@contextlib.contextmanager
+def _cli_errors() -> Iterator[None]:
+    """Turn a failed fetch into one line on stderr and exit 1; Ctrl-C into exit 130."""
+    try:
+        yield
+    except AsyncFetchError as exc:
+        click.echo(f"asyncfetch: error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("asyncfetch: interrupted", err=True)
+        sys.exit(130)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="asyncfetch")

@@ -1,0 +1,498 @@
+"""A deterministic synthetic Intercom workspace for the bundled server.
+
+`Workspace.generate(users=N, seed=S)` always builds the same workspace for the
+same ``(N, S)``: users, leads (contacts), companies, tags, segments and admins
+shaped like Intercom API 1.x objects (about 1 KB of JSON per user).  Every
+object is serialised to JSON exactly once, here, so the server only ever
+concatenates precomputed bytes.
+
+Membership rules (documented because tests and the demo rely on them):
+
+* Tags (8, in ``Workspace.tags`` order):
+
+  - ``newsletter`` -- the large tag, ``Workspace.largest_tag_id``: carried by
+    every user with an even index, i.e. exactly ``ceil(users / 2)`` users;
+  - ``beta-tester`` 25 %, ``churn-risk`` 12 %, ``vip`` 6 %, ``partner`` 3 %,
+    ``enterprise-pilot`` 1.5 %, ``press`` 0.5 % of users, drawn at random;
+  - ``legacy-import`` -- carried by nobody (``Workspace.empty_tag_id``), so an
+    empty list can be requested.
+
+  Companies carry tags by the same rules applied to the company index.
+  Leads (contacts) carry no tags.
+* Segments (5) are rules over user attributes: ``Active`` (last request in the
+  last 30 days), ``New`` (created in the last 180 days), ``Paying`` (plan is
+  not ``free``), ``Enterprise`` (plan is ``enterprise``), ``Slipping away`` (no
+  request for 90 days).  Segments contain users only: a known segment asked
+  for companies gives an empty ``company.list``.
+* Companies: ``max(3, users // 100)``.  90 % of users belong to one company,
+  chosen with Zipf weights ``1 / (j + 1)`` so company 0 is much bigger than
+  the rest (see ``Workspace.largest_company_id``); 10 % of
+  those also belong to a second company.
+* Contacts (leads): ``users // 4``.  Admins: 4.
+
+Every list is in creation order, ascending: ``created_at`` strictly increases
+with the index, and so does ``id`` (built like a MongoDB ObjectId from the
+creation time, a per-workspace machine part and the index).
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
+
+import orjson
+
+__all__ = ["ListKey", "Workspace"]
+
+Json = dict[str, Any]
+
+#: Largest workspace: ids hold the index in 6 hex digits.
+MAX_USERS: Final = 1_000_000
+
+# The workspace's history: objects are created between START and NOW.  A fixed
+# NOW (2024-01-01 UTC) instead of time.time() keeps the workspace deterministic.
+_START: Final = 1_546_300_800  # 2019-01-01 UTC
+_NOW: Final = 1_704_067_200  # 2024-01-01 UTC
+_DAY: Final = 86_400
+
+# (name, share of users carrying it).  None marks the large tag, carried by
+# every even index so its size is exact and independent of the seed.
+_TAGS: Final[tuple[tuple[str, float | None], ...]] = (
+    ("newsletter", None),
+    ("beta-tester", 0.25),
+    ("churn-risk", 0.12),
+    ("vip", 0.06),
+    ("partner", 0.03),
+    ("enterprise-pilot", 0.015),
+    ("press", 0.005),
+    ("legacy-import", 0.0),
+)
+_SEGMENTS: Final = ("Active", "New", "Paying", "Enterprise", "Slipping away")
+_PLANS: Final = ("free", "starter", "pro", "enterprise")
+_PLAN_WEIGHTS: Final = (40, 30, 20, 10)
+_SEATS: Final = {"free": (1, 1), "starter": (1, 5), "pro": (5, 50), "enterprise": (50, 500)}
+_PRICE: Final = {"free": 0.0, "starter": 19.0, "pro": 49.0, "enterprise": 99.0}
+_REGIONS: Final = ("eu", "us", "apac", "latam")
+_FIRST: Final = (
+    "Ada", "Alan", "Barbara", "Claude", "Dorothy", "Edsger", "Frances", "Grace",
+    "Hedy", "Ivan", "Joan", "Ken", "Leslie", "Margaret", "Niklaus", "Radia",
+)  # fmt: skip
+_LAST: Final = (
+    "Lovelace", "Turing", "Liskov", "Shannon", "Vaughan", "Dijkstra", "Allen",
+    "Hopper", "Lamarr", "Sutherland", "Clarke", "Thompson", "Lamport",
+    "Hamilton", "Wirth", "Perlman",
+)  # fmt: skip
+_WORDS: Final = (
+    "Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark",
+    "Wayne", "Tyrell", "Cyberdyne", "Soylent", "Wonka", "Gringotts", "Oscorp",
+)  # fmt: skip
+_SUFFIXES: Final = ("Inc", "Ltd", "GmbH", "Labs", "Group", "Systems")
+_CITIES: Final = (
+    ("Dublin", "EU", "IRL", "Ireland", "Leinster", "Europe/Dublin"),
+    ("San Francisco", "NA", "USA", "United States", "California", "America/Los_Angeles"),
+    ("London", "EU", "GBR", "United Kingdom", "England", "Europe/London"),
+    ("Sydney", "OC", "AUS", "Australia", "New South Wales", "Australia/Sydney"),
+    ("Sao Paulo", "SA", "BRA", "Brazil", "Sao Paulo", "America/Sao_Paulo"),
+)
+_USER_AGENT: Final = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+)
+# Distinct "machine" nibbles keep ids of different kinds apart.
+_KIND_USER, _KIND_CONTACT, _KIND_COMPANY, _KIND_SEGMENT = 1, 2, 3, 4
+
+
+class ListKey(NamedTuple):
+    """Names one page-numbered list of the workspace.
+
+    Attributes:
+        collection: ``"users"``, ``"companies"`` or ``"contacts"`` -- also the
+            items key of the list body.
+        by: The filter: ``""`` (the whole collection), ``"tag_id"``,
+            ``"segment_id"`` or ``"company"`` (users of the company whose
+            Intercom ``id`` is ``value``).
+        value: The filter's id; ``""`` when ``by`` is ``""``.
+    """
+
+    collection: str
+    by: str = ""
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Collection:
+    """The objects of one collection, parsed and serialised, in creation order."""
+
+    items: tuple[Json, ...]
+    blobs: tuple[bytes, ...]
+
+
+def _spread(rng: random.Random, count: int, start: int, end: int) -> list[int]:
+    """Return ``count`` strictly increasing epoch seconds in ``[start, end)``.
+
+    Index ``i`` gets slot ``floor(i * step)`` plus a jitter smaller than the
+    slot width, so the order of creation is the order of the index.
+    """
+    step = (end - start) / max(count, 1)
+    width = max(int(step), 1)
+    return [start + int(i * step) + rng.randrange(width) for i in range(count)]
+
+
+class Workspace:
+    """The synthetic workspace; build it with `Workspace.generate`.
+
+    Attributes:
+        users, companies, contacts: The parsed objects, in creation order.
+        tags, segments, admins: The parsed objects of the small lists.
+        company_ids: Maps each company's own ``company_id`` to its Intercom ``id``.
+    """
+
+    def __init__(self) -> None:
+        # Filled in by generate(); a bare Workspace() is an empty shell.
+        self.users: tuple[Json, ...] = ()
+        self.companies: tuple[Json, ...] = ()
+        self.contacts: tuple[Json, ...] = ()
+        self.tags: tuple[Json, ...] = ()
+        self.segments: tuple[Json, ...] = ()
+        self.admins: tuple[Json, ...] = ()
+        self.company_ids: dict[str, str] = {}
+        self._collections: dict[str, _Collection] = {}
+        self._members: dict[ListKey, tuple[int, ...]] = {}
+        self._list_blobs: dict[ListKey, tuple[bytes, ...]] = {}
+        self._small_bodies: dict[str, bytes] = {}
+
+    # -- public queries ---------------------------------------------------------
+
+    @property
+    def largest_tag_id(self) -> str:
+        """The id of the tag carried by every even-index user and company."""
+        return str(self.tags[0]["id"])
+
+    @property
+    def empty_tag_id(self) -> str:
+        """The id of a tag nobody carries (its lists are empty)."""
+        return str(self.tags[-1]["id"])
+
+    @property
+    def largest_company_id(self) -> str:
+        """The Intercom ``id`` of the company with the most users (the first on ties).
+
+        With Zipf weights that is company 0 in any workspace of 1,000 users or
+        more; only tiny workspaces can differ.
+        """
+        return str(max(self.companies, key=lambda c: int(c["user_count"]))["id"])
+
+    def list_blobs(self, key: ListKey) -> tuple[bytes, ...] | None:
+        """Return the serialised items of the list ``key``, or None if it is unknown.
+
+        An unknown ``key`` means an unknown tag, segment or company id (or
+        collection); a known one may still be empty.
+        """
+        blobs = self._list_blobs.get(key)
+        if blobs is None and key in self._members:
+            # Built lazily and kept: most filtered lists are never requested.
+            coll = self._collections[key.collection].blobs
+            blobs = tuple(coll[i] for i in self._members[key])
+            self._list_blobs[key] = blobs
+        return blobs
+
+    def items(self, key: ListKey) -> list[Json]:
+        """Return the parsed items of the list ``key`` in API order.
+
+        Raises:
+            KeyError: ``key`` names an unknown list.
+        """
+        coll = self._collections[key.collection].items
+        return [coll[i] for i in self._members[key]]
+
+    def small_list_body(self, name: str) -> bytes | None:
+        """Return the whole body of ``/tags``, ``/segments`` or ``/admins``.
+
+        ``name`` is ``"tags"``, ``"segments"`` or ``"admins"``; any other name
+        gives None.
+        """
+        return self._small_bodies.get(name)
+
+    # -- generation -------------------------------------------------------------
+
+    @classmethod
+    def generate(cls, *, users: int = 1000, seed: int = 0) -> Workspace:
+        """Build the workspace for ``(users, seed)``; the same inputs give the same bytes.
+
+        Args:
+            users: How many users; companies, leads and list sizes scale with it
+                (see the module docstring).  0 to `MAX_USERS`.
+            seed: Seeds the `random.Random` that picks names, timestamps,
+                attributes and random memberships.
+        """
+        if isinstance(users, bool) or not isinstance(users, int) or not 0 <= users <= MAX_USERS:
+            raise ValueError(f"users must be an int from 0 to {MAX_USERS}, got {users!r}")
+        # Generation allocates millions of acyclic dicts; the cyclic collector
+        # would rescan them over and over (half the run time at 100k users).
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return cls._generate(users, random.Random(seed))
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    @classmethod
+    def _generate(cls, users: int, rng: random.Random) -> Workspace:
+        ws = cls()
+        machine = rng.getrandbits(32)  # per-workspace part of every object id
+
+        def object_id(created_at: int, kind: int, index: int) -> str:
+            return f"{created_at:08x}{machine:08x}{kind:02x}{index:06x}"
+
+        ws.tags = tuple(
+            {"type": "tag", "id": str(100_000 + 7 * k + rng.randrange(7)), "name": name}
+            for k, (name, _) in enumerate(_TAGS)
+        )
+        ws.segments = tuple(
+            {
+                "type": "segment",
+                "id": object_id(_START - _DAY * (5 - k), _KIND_SEGMENT, k),
+                "name": name,
+                "created_at": _START - _DAY * (5 - k),
+                "updated_at": _NOW - _DAY * k,
+                "person_type": "user",
+            }
+            for k, name in enumerate(_SEGMENTS)
+        )
+        ws.admins = tuple(
+            {
+                "type": "admin",
+                "id": str(900_000 + 11 * k),
+                "name": f"{_FIRST[k]} {_LAST[k]}",
+                "email": f"{_FIRST[k].lower()}@example.com",
+            }
+            for k in range(4)
+        )
+
+        # Companies first: users reference them.
+        n_companies = max(3, users // 100)
+        company_created = _spread(rng, n_companies, _START - 365 * _DAY, _START)
+        company_tags = [ws._draw_tags(rng, j) for j in range(n_companies)]
+        companies: list[Json] = []
+        for j, created in enumerate(company_created):
+            companies.append(
+                {
+                    "type": "company",
+                    "id": object_id(created, _KIND_COMPANY, j),
+                    "company_id": f"company-{j}",
+                    "name": f"{_WORDS[j % len(_WORDS)]} {_SUFFIXES[j % len(_SUFFIXES)]} {j}",
+                    "app_id": f"{machine:08x}",
+                    "created_at": created,
+                    "remote_created_at": created,
+                    "updated_at": rng.randrange(created, _NOW),
+                    "monthly_spend": 0,
+                    "session_count": 0,
+                    "user_count": 0,
+                    "plan": {},
+                    "custom_attributes": {
+                        "industry": rng.choice(("saas", "retail", "finance", "health")),
+                        "employees": rng.randrange(5, 5000),
+                    },
+                    "tags": {"type": "tag.list", "tags": [ws._tag_ref(k) for k in company_tags[j]]},
+                    "segments": {"type": "segment.list", "segments": []},
+                }
+            )
+        company_refs = [
+            {"type": "company", "company_id": c["company_id"], "id": c["id"], "name": c["name"]}
+            for c in companies
+        ]
+        # Zipf weights: company 0 is the big customer whose user list spans pages.
+        cum_weights: list[float] = []
+        total = 0.0
+        for j in range(n_companies):
+            total += 1.0 / (j + 1)
+            cum_weights.append(total)
+        company_range = range(n_companies)
+
+        user_list: list[Json] = []
+        tag_members: list[list[int]] = [[] for _ in _TAGS]
+        segment_members: list[list[int]] = [[] for _ in _SEGMENTS]
+        company_members: list[list[int]] = [[] for _ in company_range]
+        for i, created in enumerate(_spread(rng, users, _START, _NOW)):
+            user_tags = ws._draw_tags(rng, i)
+            for k in user_tags:
+                tag_members[k].append(i)
+            member_of: list[int] = []
+            if rng.random() < 0.9:
+                member_of.append(rng.choices(company_range, cum_weights=cum_weights)[0])
+                if rng.random() < 0.1:
+                    second = rng.randrange(n_companies)
+                    if second != member_of[0]:
+                        member_of.append(second)
+            for j in member_of:
+                company_members[j].append(i)
+            plan = rng.choices(_PLANS, weights=_PLAN_WEIGHTS)[0]
+            # Squaring skews last requests towards NOW, like an active product.
+            last_request = _NOW - int((_NOW - created) * rng.random() ** 2)
+            user_segments = [
+                k
+                for k, inside in enumerate(
+                    (
+                        last_request >= _NOW - 30 * _DAY,
+                        created >= _NOW - 180 * _DAY,
+                        plan != "free",
+                        plan == "enterprise",
+                        last_request < _NOW - 90 * _DAY,
+                    )
+                )
+                if inside
+            ]
+            for k in user_segments:
+                segment_members[k].append(i)
+            user_list.append(
+                ws._user(
+                    rng,
+                    i,
+                    object_id(created, _KIND_USER, i),
+                    created,
+                    last_request,
+                    plan,
+                    [ws._tag_ref(k) for k in user_tags],
+                    [{"type": "segment", "id": ws.segments[k]["id"]} for k in user_segments],
+                    [company_refs[j] for j in member_of],
+                )
+            )
+        for j, company in enumerate(companies):
+            company["user_count"] = len(company_members[j])
+            company["session_count"] = 7 * len(company_members[j])
+            company["monthly_spend"] = 19 * len(company_members[j])
+
+        contact_list: list[Json] = []
+        n_contacts = users // 4
+        for i, created in enumerate(_spread(rng, n_contacts, _START, _NOW)):
+            uuid = f"{rng.getrandbits(128):032x}"
+            contact_list.append(
+                {
+                    "type": "contact",
+                    "id": object_id(created, _KIND_CONTACT, i),
+                    "user_id": f"{uuid[:8]}-{uuid[8:12]}-{uuid[12:16]}-{uuid[16:20]}-{uuid[20:]}",
+                    "anonymous": True,
+                    "email": f"lead{i}@example.net" if rng.random() < 0.5 else None,
+                    "phone": None,
+                    "name": None,
+                    "pseudonym": f"{rng.choice(_WORDS)} Lead {i}",
+                    "created_at": created,
+                    "updated_at": rng.randrange(created, _NOW + 1),
+                    "last_request_at": rng.randrange(created, _NOW + 1),
+                    "custom_attributes": {"source": rng.choice(("ads", "blog", "referral"))},
+                    "tags": {"type": "tag.list", "tags": []},
+                    "segments": {"type": "segment.list", "segments": []},
+                    "companies": {"type": "company.list", "companies": []},
+                }
+            )
+
+        ws.users, ws.companies, ws.contacts = (
+            tuple(user_list),
+            tuple(companies),
+            tuple(contact_list),
+        )
+        for name in ("users", "companies", "contacts"):
+            ws._add_collection(name, getattr(ws, name))
+        ws.company_ids = {c["company_id"]: c["id"] for c in companies}
+        for k, tag in enumerate(ws.tags):
+            ws._members[ListKey("users", "tag_id", tag["id"])] = tuple(tag_members[k])
+            ws._members[ListKey("companies", "tag_id", tag["id"])] = tuple(
+                j for j in company_range if k in company_tags[j]
+            )
+        for k, segment in enumerate(ws.segments):
+            ws._members[ListKey("users", "segment_id", segment["id"])] = tuple(segment_members[k])
+            ws._members[ListKey("companies", "segment_id", segment["id"])] = ()
+        for j, company in enumerate(companies):
+            ws._members[ListKey("users", "company", company["id"])] = tuple(company_members[j])
+        for name, singular in (("tags", "tag"), ("segments", "segment"), ("admins", "admin")):
+            body: Json = {"type": f"{singular}.list", name: list(getattr(ws, name))}
+            ws._small_bodies[name] = orjson.dumps(body)
+        return ws
+
+    def _add_collection(self, name: str, items: Sequence[Json]) -> None:
+        blobs = tuple(orjson.dumps(item) for item in items)
+        self._collections[name] = _Collection(items=tuple(items), blobs=blobs)
+        self._members[ListKey(name)] = tuple(range(len(items)))
+        self._list_blobs[ListKey(name)] = blobs
+
+    def _tag_ref(self, k: int) -> Json:
+        tag = self.tags[k]
+        return {"type": "tag", "id": tag["id"], "name": tag["name"]}
+
+    @staticmethod
+    def _draw_tags(rng: random.Random, index: int) -> list[int]:
+        """Pick the tags (indexes into _TAGS) of the object at ``index``."""
+        picked = []
+        for k, (_, share) in enumerate(_TAGS):
+            # Draw for every random tag, even share 0.0, so adding a tag to
+            # _TAGS shifts every later draw the same way for every workspace.
+            if (index % 2 == 0) if share is None else (rng.random() < share):
+                picked.append(k)
+        return picked
+
+    def _user(
+        self,
+        rng: random.Random,
+        i: int,
+        user_id: str,
+        created: int,
+        last_request: int,
+        plan: str,
+        tags: list[Json],
+        segments: list[Json],
+        companies: list[Json],
+    ) -> Json:
+        """Build one v1 user object (about 1 KB of JSON)."""
+        first, last = rng.choice(_FIRST), rng.choice(_LAST)
+        city, continent, country_code, country, region, timezone = rng.choice(_CITIES)
+        low, high = _SEATS[plan]
+        seats = rng.randint(low, high)
+        return {
+            "type": "user",
+            "id": user_id,
+            "user_id": f"user-{i}",
+            "anonymous": False,
+            "email": f"{first.lower()}.{last.lower()}.{i}@example.com",
+            "phone": None,
+            "name": f"{first} {last}",
+            "pseudonym": None,
+            "avatar": {"type": "avatar", "image_url": None},
+            "app_id": f"{user_id[8:16]}",
+            "location_data": {
+                "type": "location_data",
+                "city_name": city,
+                "continent_code": continent,
+                "country_code": country_code,
+                "country_name": country,
+                "postal_code": None,
+                "region_name": region,
+                "timezone": timezone,
+            },
+            "created_at": created,
+            "remote_created_at": created,
+            "signed_up_at": created,
+            "updated_at": rng.randrange(last_request, _NOW + 1),
+            "last_request_at": last_request,
+            "session_count": rng.randrange(1, 500),
+            "last_seen_ip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}",
+            "user_agent_data": _USER_AGENT,
+            "unsubscribed_from_emails": rng.random() < 0.05,
+            "marked_email_as_spam": False,
+            "has_hard_bounced": False,
+            "owner_id": None,
+            "utm_source": rng.choice(("google", "newsletter", None)),
+            "custom_attributes": {
+                "plan": plan,
+                "seats": seats,
+                "region": rng.choice(_REGIONS),
+                "mrr": round(seats * _PRICE[plan], 2),
+            },
+            "social_profiles": {"type": "social_profile.list", "social_profiles": []},
+            "tags": {"type": "tag.list", "tags": tags},
+            "segments": {"type": "segment.list", "segments": segments},
+            "companies": {"type": "company.list", "companies": companies},
+        }

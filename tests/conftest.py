@@ -1,0 +1,44 @@
+"""Shared fixtures: the asyncio backend (aiohttp and aiolimiter need it) and the bundled server."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+# --- bundled server fixtures ---
+# Owned by the bundled-server work (asyncfetch/_server.py); keep edits inside this block.
+
+from collections.abc import AsyncIterator, Awaitable, Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+from asyncfetch._server import IntercomServer, ServerConfig  # noqa: E402
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[IntercomServer]:
+    """A started bundled server with 1,000 users on 127.0.0.1 (a free port)."""
+    async with IntercomServer(ServerConfig(users=1000)) as started:
+        yield started
+
+
+@pytest.fixture
+async def make_server() -> AsyncIterator[Callable[..., Awaitable[IntercomServer]]]:
+    """``await make_server(**ServerConfig fields)``: started servers, stopped at teardown."""
+    started: list[IntercomServer] = []
+
+    async def make(**fields: Any) -> IntercomServer:
+        new = IntercomServer(ServerConfig(**fields))
+        await new.start()
+        started.append(new)
+        return new
+
+    try:
+        yield make
+    finally:
+        for each in reversed(started):
+            await each.stop()
