@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test check lint typecheck bench bench-quick serve clean
+.PHONY: demo test check bench serve clean
 
 # The stamp files re-run the install when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -29,6 +29,9 @@ check: $(VENV)/.installed-dev
 
 test: check
 	$(BIN)/python -m pytest
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/latency.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
