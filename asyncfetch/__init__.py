@@ -10,7 +10,8 @@ Built first for Intercom's "list users by tag / segment / company" endpoints::
 """
 
 from ._client import DEFAULT_BASE_URL, IntercomClient
-from ._engine import Page, PageSource, ordered_pages
+from ._config import Retries
+from ._engine import ListChanges, Page, PageSource, ordered_pages
 from ._exceptions import (
     APIError,
     AsyncFetchError,
@@ -18,12 +19,15 @@ from ._exceptions import (
     ConnectError,
     InvalidRequestError,
     NotFoundError,
+    PageLimitError,
     RateLimitError,
     RequestTimeout,
     ResponseFormatError,
     ServerError,
     TransportError,
+    UnsafeURLError,
 )
+from ._http import FetchStats
 from ._intercom import Item
 from ._listing import Listing
 from ._version import __version__
@@ -34,18 +38,23 @@ __all__ = [
     "AsyncFetchError",
     "AuthenticationError",
     "ConnectError",
+    "FetchStats",
     "IntercomClient",
     "InvalidRequestError",
     "Item",
+    "ListChanges",
     "Listing",
     "NotFoundError",
     "Page",
+    "PageLimitError",
     "PageSource",
     "RateLimitError",
     "RequestTimeout",
     "ResponseFormatError",
+    "Retries",
     "ServerError",
     "TransportError",
+    "UnsafeURLError",
     "__version__",
     "ordered_pages",
 ]

@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any, TypeVar
 
 import click
+import stamina.instrumentation
 
 from ._client import DEFAULT_BASE_URL, IntercomClient
+from ._config import Retries
 from ._exceptions import AsyncFetchError
 from ._export import ExportSummary, export_jsonl
 from ._intercom import Item
@@ -83,6 +85,30 @@ def _fetch_options(command: F) -> F:
             default=30.0,
             show_default=True,
             help="Seconds allowed for one request.",
+        ),
+        click.option(
+            "--retries",
+            type=click.IntRange(min=1),
+            default=5,
+            show_default=True,
+            help="Tries per request, the first included (1: no retries).",
+        ),
+        click.option(
+            "--max-retry-wait",
+            type=click.FloatRange(min=0, min_open=True),
+            default=120.0,
+            show_default=True,
+            help="Seconds one request may spend retrying, pauses included.",
+        ),
+        click.option(
+            "--keep-duplicates",
+            is_flag=True,
+            help="Keep a record seen twice when the list changes mid-fetch.",
+        ),
+        click.option(
+            "--allow-insecure-http",
+            is_flag=True,
+            help="Allow plain http:// to a non-loopback host (sends the token unencrypted).",
         ),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr."),
     ]
@@ -189,6 +215,10 @@ def _run(
     concurrency: int,
     rate: float | None,
     timeout: float,
+    retries: int,
+    max_retry_wait: float,
+    keep_duplicates: bool,
+    allow_insecure_http: bool,
     quiet: bool,
 ) -> None:
     if not token:
@@ -202,6 +232,9 @@ def _run(
             rate=rate,
             per_page=per_page,
             timeout=timeout,
+            retries=Retries(attempts=retries, max_wait=max_retry_wait),
+            keep_duplicates=keep_duplicates,
+            allow_insecure_http=allow_insecure_http,
         )
         make_listing(client)  # validates the filters; the listing itself is discarded
     except ValueError as exc:
@@ -211,12 +244,19 @@ def _run(
         out = click.open_file(out_path, "wb")
     except OSError as exc:
         raise click.FileError(out_path, hint=exc.strerror) from None
+    # Retries are counted and reported here; stamina's own log line per retry is noise.
+    stamina.instrumentation.set_on_retry_hooks([])
     with _cli_errors(), out:
         summary = asyncio.run(_fetch(client, make_listing, out, show_progress=show_progress))
+    if summary.changes.changed:
+        click.echo(f"asyncfetch: warning: {summary.changes.describe()}", err=True)
     if not quiet:
+        stats = client.stats
         click.echo(
             f"{summary.items} items, {summary.pages} pages in {summary.seconds:.2f} s "
-            f"({summary.requests_per_second:.0f} requests/s)",
+            f"({stats.requests / summary.seconds if summary.seconds else 0:.0f} requests/s; "
+            f"{stats.requests} requests, {stats.retries} retries, "
+            f"{stats.statuses[429]} answered 429, {stats.rate_limit_pauses} rate-limit pauses)",
             err=True,
         )
 

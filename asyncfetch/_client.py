@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import weakref
+from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import Final
 from urllib.parse import quote
 
 from yarl import URL
 
-from ._engine import ordered_pages
-from ._http import Transport
-from ._intercom import IntercomList, Item
+from ._config import Retries
+from ._engine import ListChanges, Page, ordered_pages
+from ._http import FetchStats, Transport
+from ._intercom import RECORD_CAP, IntercomList, Item, drop_repeated_ids
 from ._listing import Listing
 from ._version import __version__
 
@@ -51,7 +54,20 @@ class IntercomClient:
       read the whole body; ``None`` for no limit; default 30.
     - ``window``: pages held at once per list, requested or answered but not
       yet consumed; this bounds memory; default ``2 * concurrency``.
+    - ``retries``: what is retried and how (``Retries``); default
+      ``Retries()``: 5 tries, at most 120 s per request. ``Retries(attempts=1)``
+      turns retries off.
+    - ``keep_duplicates``: a list that changes during the fetch can show a
+      record on two pages; by default the second is dropped (by ``id``).
+      ``True`` keeps them. Default ``False``.
+    - ``allow_insecure_http``: plain ``http://`` sends the token unencrypted,
+      so it is refused unless the host is loopback or this is ``True``.
+      Default ``False``. TLS certificates are always verified.
     - ``intercom_version``: sent as the ``Intercom-Version`` header when set.
+
+    Rate limits: the client reads ``X-RateLimit-*`` from every response and
+    never starts more requests than the server's current window has left;
+    when the window is spent, every request waits for its reset together.
     """
 
     def __init__(
@@ -64,11 +80,16 @@ class IntercomClient:
         per_page: int = 50,
         timeout: float | None = 30.0,
         window: int | None = None,
+        retries: Retries | None = None,
+        keep_duplicates: bool = False,
+        allow_insecure_http: bool = False,
         intercom_version: str | None = None,
     ) -> None:
         if not isinstance(token, str) or not token.strip():
             raise ValueError("token must be a non-empty string")
-        self._base_url = _check_base_url(base_url)
+        self._base_url = _check_base_url(base_url, allow_insecure_http=allow_insecure_http)
+        if retries is not None and not isinstance(retries, Retries):
+            raise ValueError(f"retries must be an asyncfetch.Retries, got {retries!r}")
         _check_positive_int("concurrency", concurrency)
         _check_positive_number("rate", rate, unit="requests per second")
         if not isinstance(per_page, int) or not 1 <= per_page <= MAX_PER_PAGE:
@@ -83,6 +104,7 @@ class IntercomClient:
         self._per_page = per_page
         self._timeout = timeout
         self._window = window or 2 * concurrency
+        self._keep_duplicates = keep_duplicates
         headers = {
             "Authorization": f"Bearer {token}",
             "Accept": "application/json",
@@ -91,7 +113,11 @@ class IntercomClient:
         if intercom_version:
             headers["Intercom-Version"] = intercom_version
         self._transport = Transport(
-            headers=headers, concurrency=concurrency, rate=rate, timeout=timeout
+            headers=headers,
+            concurrency=concurrency,
+            rate=rate,
+            timeout=timeout,
+            retries=retries or Retries(),
         )
         self._listings: weakref.WeakSet[Listing[Item]] = weakref.WeakSet()
 
@@ -100,6 +126,11 @@ class IntercomClient:
             f"IntercomClient(base_url={str(self._base_url)!r}, concurrency={self._concurrency}, "
             f"rate={self._rate!r}, per_page={self._per_page}, timeout={self._timeout!r})"
         )
+
+    @property
+    def stats(self) -> FetchStats:
+        """Requests sent, retries, statuses seen, bytes and rate-limit pauses so far."""
+        return self._transport.stats
 
     async def __aenter__(self) -> IntercomClient:
         await self._transport.open()
@@ -182,21 +213,28 @@ class IntercomClient:
     def _list(
         self, path: tuple[str, ...], items_key: str, filters: dict[str, str], *, paged: bool = True
     ) -> Listing[Item]:
-        params = {**filters, "per_page": str(self._per_page)} if paged else filters
         source = IntercomList(
             transport=self._transport,
             # Each segment is quoted whole, so an id can never add a path segment.
             url=self._base_url.joinpath(*(quote(part, safe="") for part in path), encoded=True),
             items_key=items_key,
-            params=params,
+            params={**filters, "per_page": str(self._per_page)} if paged else filters,
+            record_cap=RECORD_CAP if paged else None,
         )
         window = self._window
-        listing = Listing(lambda: ordered_pages(source, window=window))
+        changes = ListChanges()
+        dedupe = paged and not self._keep_duplicates
+
+        def start() -> AsyncGenerator[Page[Item], None]:
+            pages = ordered_pages(source, window=window, changes=changes)
+            return drop_repeated_ids(pages, changes) if dedupe else pages
+
+        listing = Listing(start, changes)
         self._listings.add(listing)
         return listing
 
 
-def _check_base_url(base_url: str) -> URL:
+def _check_base_url(base_url: str, *, allow_insecure_http: bool) -> URL:
     try:
         url = URL(base_url)
     except (TypeError, ValueError):
@@ -207,7 +245,22 @@ def _check_base_url(base_url: str) -> URL:
         )
     if url.query_string or url.fragment:
         raise ValueError(f"base_url must not carry a query or fragment, got {base_url!r}")
+    if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
+        raise ValueError(
+            f"base_url {base_url!r} is plain http:// to a non-loopback host, which would send "
+            "the token unencrypted: use https://, or allow it explicitly with "
+            "allow_insecure_http=True (--allow-insecure-http)"
+        )
     return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_positive_int(name: str, value: object) -> None:

@@ -23,7 +23,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-__all__ = ["Page", "PageSource", "ordered_pages"]
+__all__ = ["ListChanges", "Page", "PageSource", "ordered_pages"]
 
 T = TypeVar("T")
 
@@ -55,7 +55,38 @@ class PageSource(Protocol[T]):
         ...
 
 
-async def ordered_pages(source: PageSource[T], *, window: int) -> AsyncGenerator[Page[T], None]:
+@dataclass(slots=True)
+class ListChanges:
+    """What the engine saw of a list that changed while it was fetched."""
+
+    first_total_count: int | None = None
+    """The list's length when page 1 was served."""
+    last_total_count: int | None = None
+    """Its length when the last page that saw a change was served."""
+    pages_added: int = 0
+    """Pages that appeared during the fetch and were fetched too."""
+    pages_refetched: int = 0
+    """Pages fetched again because they predated the page before them."""
+    duplicates_dropped: int = 0
+    """Records seen twice because of the change and dropped (by the caller)."""
+
+    @property
+    def changed(self) -> bool:
+        return self.first_total_count != self.last_total_count
+
+    def describe(self) -> str:
+        """One line for a person: what changed and what was done about it."""
+        return (
+            f"the list changed during the fetch (total_count {self.first_total_count} -> "
+            f"{self.last_total_count}): fetched {self.pages_added} page(s) that appeared, "
+            f"re-fetched {self.pages_refetched} page(s), dropped "
+            f"{self.duplicates_dropped} duplicate record(s)"
+        )
+
+
+async def ordered_pages(
+    source: PageSource[T], *, window: int, changes: ListChanges | None = None
+) -> AsyncGenerator[Page[T], None]:
     """Yield every page of ``source`` in page order.
 
     ``window`` bounds the pages the engine holds at once: requested but not
@@ -67,10 +98,25 @@ async def ordered_pages(source: PageSource[T], *, window: int) -> AsyncGenerator
 
     When a page fails, the pages before it have been yielded already and its
     exception propagates; the rest of the window is cancelled.
+
+    A list can change while it is fetched. Each page says how long the list
+    was when it was served (``total_count``, ``total_pages``); the engine
+    compares them with the page before it and records what it saw in
+    ``changes``:
+
+    - pages that appeared (``total_pages`` grew) are fetched too;
+    - a page served from an older state of the list than the page before it
+      (a smaller ``total_count``) is fetched once more: in a newest-first
+      list, records pushed down by new ones would otherwise slip between the
+      two pages unseen. Records seen twice as a result are for the caller to
+      drop (the Intercom client drops repeated ids).
     """
     if window < 1:
         raise ValueError(f"window must be at least 1, got {window}")
+    if changes is None:
+        changes = ListChanges()
     first = await source.fetch_page(1)
+    changes.first_total_count = changes.last_total_count = first.total_count
     yield first
     if first.total_pages is None:
         # Fallback for responses without ``total_pages``: one page after another.
@@ -83,6 +129,8 @@ async def ordered_pages(source: PageSource[T], *, window: int) -> AsyncGenerator
     pending: deque[asyncio.Future[Page[T]]] = deque()
     next_number = 2
     last = first.total_pages
+    previous_count = first.total_count
+    refetched = 0  # the page number last fetched again, so none is fetched twice over
     try:
         while True:
             while next_number <= last and len(pending) < window:
@@ -93,7 +141,20 @@ async def ordered_pages(source: PageSource[T], *, window: int) -> AsyncGenerator
             # The head of the window is the next page in order; pages behind it
             # may finish first and simply wait their turn.
             page = await pending[0]
+            count = page.total_count
+            if count is not None and previous_count is not None and count != previous_count:
+                changes.last_total_count = count
+                if count < previous_count and refetched != page.number:
+                    refetched = page.number
+                    changes.pages_refetched += 1
+                    pending[0] = asyncio.ensure_future(source.fetch_page(page.number))
+                    continue
             pending.popleft()
+            if page.total_pages is not None and page.total_pages > last:
+                changes.pages_added += page.total_pages - last
+                last = page.total_pages
+            if count is not None:
+                previous_count = count
             yield page
     finally:
         for task in pending:

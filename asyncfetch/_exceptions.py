@@ -13,10 +13,15 @@ asyncio escapes the public API (``_http.py`` maps them, in one place)::
     ├── TransportError            no HTTP answer at all
     │   ├── ConnectError          refused, reset, DNS, closed keep-alive
     │   └── RequestTimeout        the request took longer than ``timeout``
-    └── ResponseFormatError       a 2xx whose body is not the JSON expected
+    ├── ResponseFormatError       a 2xx whose body is not the JSON expected
+    ├── PageLimitError            the list is longer than page-numbered listing reaches
+    └── UnsafeURLError            a ``next`` link to another host: not followed
 
 Invalid arguments are not fetch failures: they raise ``ValueError`` before any
 request is sent.
+
+429, 5xx, ``TransportError`` and ``ResponseFormatError`` are retried (see
+``Retries``) before they are raised; ``attempts`` says how many tries were made.
 
 Messages name the URL and page but never the token (it only travels in a
 header, which no message includes).
@@ -31,19 +36,22 @@ __all__ = [
     "ConnectError",
     "InvalidRequestError",
     "NotFoundError",
+    "PageLimitError",
     "RateLimitError",
     "RequestTimeout",
     "ResponseFormatError",
     "ServerError",
     "TransportError",
+    "UnsafeURLError",
 ]
 
 
 class AsyncFetchError(Exception):
     """Root of every error a fetch raises.
 
-    ``url`` is the request that failed and ``page`` its page number (``None``
-    when the request was not for a numbered page).
+    ``url`` is the request that failed, ``page`` its page number (``None``
+    when the request was not for a numbered page) and ``attempts`` how many
+    times it was tried.
     """
 
     def __init__(self, message: str, *, url: str | None = None, page: int | None = None) -> None:
@@ -51,6 +59,7 @@ class AsyncFetchError(Exception):
         self.message = message
         self.url = url
         self.page = page
+        self.attempts = 1
 
     def __str__(self) -> str:
         where = []
@@ -58,6 +67,8 @@ class AsyncFetchError(Exception):
             where.append(f"page {self.page}")
         if self.url is not None:
             where.append(self.url)
+        if self.attempts > 1:
+            where.append(f"after {self.attempts} attempts")
         return f"{self.message} ({', '.join(where)})" if where else self.message
 
 
@@ -66,7 +77,8 @@ class APIError(AsyncFetchError):
 
     Carries what Intercom's ``error.list`` body says: ``code`` (read from
     ``errors[0].code``, or ``errors[0].type`` in older payloads), the server's
-    ``message`` and its ``request_id``, plus the HTTP ``status``.
+    ``message`` and its ``request_id``, plus the HTTP ``status`` and the
+    ``Retry-After`` header in seconds (``retry_after``, ``None`` if absent).
     """
 
     def __init__(
@@ -76,6 +88,7 @@ class APIError(AsyncFetchError):
         status: int,
         code: str | None = None,
         request_id: str | None = None,
+        retry_after: float | None = None,
         url: str | None = None,
         page: int | None = None,
     ) -> None:
@@ -83,6 +96,7 @@ class APIError(AsyncFetchError):
         self.status = status
         self.code = code
         self.request_id = request_id
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         code = f" {self.code}" if self.code else ""
@@ -123,3 +137,28 @@ class RequestTimeout(TransportError):
 
 class ResponseFormatError(AsyncFetchError):
     """A successful status whose body is not the JSON list page expected."""
+
+
+class PageLimitError(AsyncFetchError):
+    """The list holds more records than page-numbered listing reaches.
+
+    Intercom stops page-numbered listing at 10,000 records. Raised as soon as
+    page 1's ``total_count`` shows it (before requesting pages that would
+    fail), or when the API answers "page limit reached". ``total_count`` is
+    the list's size when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        total_count: int | None = None,
+        url: str | None = None,
+        page: int | None = None,
+    ) -> None:
+        super().__init__(message, url=url, page=page)
+        self.total_count = total_count
+
+
+class UnsafeURLError(AsyncFetchError):
+    """The API pointed at another scheme, host or port; the token is never sent there."""

@@ -9,7 +9,7 @@ from typing import IO
 
 import orjson
 
-from ._engine import Page
+from ._engine import ListChanges, Page
 from ._intercom import Item
 from ._listing import Listing
 
@@ -18,11 +18,13 @@ __all__ = ["ExportSummary", "export_jsonl"]
 
 @dataclass(frozen=True, slots=True)
 class ExportSummary:
-    """What an export did: ``pages`` requested and written, ``items`` written, wall ``seconds``."""
+    """What an export did: ``pages`` and ``items`` written, wall ``seconds``, and what
+    was seen of the list changing meanwhile."""
 
     pages: int
     items: int
     seconds: float
+    changes: ListChanges
 
     @property
     def requests_per_second(self) -> float:
@@ -55,4 +57,6 @@ async def export_jsonl(
             if on_page is not None:
                 on_page(page)
     out.flush()
-    return ExportSummary(pages=pages, items=items, seconds=time.perf_counter() - started)
+    return ExportSummary(
+        pages=pages, items=items, seconds=time.perf_counter() - started, changes=listing.changes
+    )

@@ -1,36 +1,56 @@
-"""The HTTP layer: one aiohttp session, a concurrency gate and a rate limiter.
+"""The HTTP layer: one aiohttp session, the concurrency gate, rate limits, retries.
 
 Everything a client fetches goes through one ``Transport``, so every list of
 a client shares one connection pool, one concurrency bound and one rate
 budget. This module is also the single boundary where aiohttp's and asyncio's
 errors become asyncfetch's (``_exceptions.py``).
+
+One try of a request, in order: take a place under the concurrency gate; pass
+the user's ``rate`` cap (aiolimiter); wait for the server's advertised budget
+(``RateBudget``); then send, with the per-try timeout running from here, so
+time spent waiting for a place is never counted against the request. Between
+tries the place is given back, so a request waiting to retry blocks no other.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping
-from typing import Any
+import email.utils
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import aiohttp
 import anyio
 import orjson
+import stamina
 from aiolimiter import AsyncLimiter
+from multidict import CIMultiDictProxy
 
+from ._config import Retries
 from ._exceptions import (
     APIError,
+    AsyncFetchError,
     AuthenticationError,
     ConnectError,
     InvalidRequestError,
     NotFoundError,
+    PageLimitError,
     RateLimitError,
     RequestTimeout,
     ResponseFormatError,
     ServerError,
     TransportError,
 )
+from ._ratelimit import RateBudget
 
-__all__ = ["Transport"]
+__all__ = ["FetchStats", "Transport"]
+
+logger = logging.getLogger("asyncfetch")
+
+R = TypeVar("R")
 
 _STATUS_ERRORS: dict[int, type[APIError]] = {
     400: InvalidRequestError,
@@ -40,16 +60,32 @@ _STATUS_ERRORS: dict[int, type[APIError]] = {
     422: InvalidRequestError,
     429: RateLimitError,
 }
+_RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+_PAGE_LIMIT_MESSAGE = "page limit reached"
+
+
+@dataclass(slots=True)
+class FetchStats:
+    """Counts of what a client sent and received, for progress and summaries."""
+
+    requests: int = 0
+    """Tries sent, retries included."""
+    retries: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    bytes: int = 0
+    """Response body bytes received."""
+    rate_limit_pauses: int = 0
+    """Times every request waited for the server's rate window to reset."""
 
 
 class Transport:
-    """Sends GET requests and returns their parsed JSON bodies.
+    """Sends GET requests, retrying what can be retried, and returns their parsed bodies.
 
     ``concurrency`` bounds the requests on the wire at once (the connection
     pool is sized to match, so no request queues for a connection);
     ``rate`` (requests per second, ``None`` for no cap) paces their start;
-    ``timeout`` (seconds, ``None`` for none) bounds each request from sending
-    it to reading its whole body, not the wait for the gate.
+    ``timeout`` (seconds, ``None`` for none) bounds each try from sending it
+    to reading its whole body; ``retries`` says what is retried and how.
     """
 
     def __init__(
@@ -59,13 +95,24 @@ class Transport:
         concurrency: int,
         rate: float | None,
         timeout: float | None,
+        retries: Retries,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._headers = dict(headers)
         self._concurrency = concurrency
-        self._gate = asyncio.Semaphore(concurrency)
+        self._gate = anyio.Semaphore(concurrency)
         self._limiter = _limiter_for(rate)
+        self._budget = RateBudget(clock=clock)
         self._timeout = timeout
+        self._retries = retries
         self._session: aiohttp.ClientSession | None = None
+        self._stats = FetchStats()
+
+    @property
+    def stats(self) -> FetchStats:
+        """What was sent and received so far."""
+        self._stats.rate_limit_pauses = self._budget.pauses
+        return self._stats
 
     async def open(self) -> None:
         # The session binds to the running loop, so it is made here, not in __init__.
@@ -73,8 +120,8 @@ class Transport:
         self._session = aiohttp.ClientSession(
             headers=self._headers,
             connector=connector,
-            # The per-request deadline is ours (see get_json): aiohttp's "total"
-            # would also count the time spent queueing for a connection.
+            # The per-try deadline is ours (see _try): aiohttp's "total" would
+            # also count the time spent queueing for a connection.
             timeout=aiohttp.ClientTimeout(total=None),
         )
 
@@ -83,42 +130,85 @@ class Transport:
             await self._session.close()
             self._session = None
 
-    async def get_json(
-        self, url: str, *, params: Mapping[str, str] | None = None, page: int | None = None
-    ) -> Any:
-        """GET ``url`` and return its parsed JSON body.
+    async def get(
+        self,
+        url: str,
+        *,
+        read: Callable[[Any], R],
+        params: Mapping[str, str] | None = None,
+        page: int | None = None,
+    ) -> R:
+        """GET ``url``, parse its JSON body and pass it through ``read``.
 
-        Raises an ``APIError`` subclass for an error status, ``TransportError``
-        when no answer arrives and ``ResponseFormatError`` for a body that is
-        not JSON. ``page`` only labels errors.
+        ``read`` raises ``ResponseFormatError`` for a body that is not what
+        was expected; that is retried like a 5xx. ``page`` labels errors.
+        After the last try, its error is raised with ``attempts`` set.
         """
+        retries = self._retries
+        tries = 0
+        try:
+            async for attempt in stamina.retry_context(
+                on=_retry_hint,
+                attempts=retries.attempts,
+                timeout=retries.max_wait,
+                wait_initial=retries.wait_initial,
+                wait_max=retries.wait_max,
+                wait_jitter=retries.wait_initial,
+            ):
+                with attempt:
+                    tries = attempt.num
+                    if tries > 1:
+                        self._stats.retries += 1
+                    return read(await self._try(url, params, page))
+        except AsyncFetchError as exc:
+            exc.attempts = tries
+            raise
+        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+    async def _try(self, url: str, params: Mapping[str, str] | None, page: int | None) -> Any:
         session = self._session
         if session is None:
             raise RuntimeError("the client is not open: use it as 'async with IntercomClient(...)'")
         async with self._gate:
             if self._limiter is not None:
                 await self._limiter.acquire()
+            sequence = await self._budget.acquire()
+            self._stats.requests += 1
+            started = time.perf_counter()
             try:
                 with anyio.fail_after(self._timeout):
                     async with session.get(url, params=params, allow_redirects=False) as response:
                         body = await response.read()
                         status = response.status
+                        headers = response.headers
                         shown_url = str(response.url)
-            except TimeoutError as exc:
-                raise RequestTimeout(
-                    f"no complete response within {self._timeout:g} s", url=url, page=page
-                ) from exc
-            except aiohttp.ClientConnectionError as exc:
-                raise ConnectError(f"connection failed: {exc}", url=url, page=page) from exc
-            except aiohttp.ClientPayloadError as exc:
-                # The body was cut short: the connection dropped mid-response.
-                raise ConnectError(
-                    f"connection lost mid-response: {exc}", url=url, page=page
-                ) from exc
-            except aiohttp.ClientError as exc:
-                raise TransportError(f"request failed: {exc}", url=url, page=page) from exc
+            except BaseException as exc:
+                self._budget.forget(sequence)
+                if isinstance(exc, TimeoutError):
+                    raise RequestTimeout(
+                        f"no complete response within {self._timeout:g} s", url=url, page=page
+                    ) from exc
+                if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
+                    # A payload error is a body cut short: the connection dropped.
+                    raise ConnectError(f"connection failed: {exc}", url=url, page=page) from exc
+                if isinstance(exc, aiohttp.ClientError):
+                    raise TransportError(f"request failed: {exc}", url=url, page=page) from exc
+                raise
+        self._budget.update(sequence, headers)
+        stats = self._stats
+        stats.statuses[status] += 1
+        stats.bytes += len(body)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "GET %s page=%s -> %d, %d bytes, %.0f ms",
+                shown_url, page, status, len(body), (time.perf_counter() - started) * 1000,
+            )  # fmt: skip
         if status >= 300:
-            raise _api_error(status, body, url=shown_url, page=page)
+            error = _api_error(status, body, headers, url=shown_url, page=page)
+            if isinstance(error, RateLimitError):
+                # Pause every request, once, until the server says the budget is back.
+                self._budget.throttled(sequence, error.retry_after)
+            raise error
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -129,6 +219,19 @@ class Transport:
             ) from None
 
 
+def _retry_hint(exc: Exception) -> bool | float:
+    """stamina's backoff hook: ``False`` to fail at once, ``True`` for exponential
+    backoff, a number for exactly that wait in seconds."""
+    if isinstance(exc, RateLimitError):
+        # The rate budget already holds every request until the window is back.
+        return 0.0
+    if isinstance(exc, APIError):
+        if exc.status not in _RETRIED_STATUSES:
+            return False
+        return exc.retry_after if exc.retry_after is not None else True
+    return isinstance(exc, TransportError | ResponseFormatError)
+
+
 def _limiter_for(rate: float | None) -> AsyncLimiter | None:
     if rate is None:
         return None
@@ -136,7 +239,25 @@ def _limiter_for(rate: float | None) -> AsyncLimiter | None:
     return AsyncLimiter(rate, 1.0) if rate >= 1 else AsyncLimiter(1, 1.0 / rate)
 
 
-def _api_error(status: int, body: bytes, *, url: str, page: int | None) -> APIError:
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """``Retry-After`` in seconds: a number of seconds or an HTTP date."""
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _api_error(
+    status: int, body: bytes, headers: CIMultiDictProxy[str], *, url: str, page: int | None
+) -> AsyncFetchError:
     code = request_id = message = None
     try:
         payload = orjson.loads(body)
@@ -151,15 +272,20 @@ def _api_error(status: int, body: bytes, *, url: str, page: int | None) -> APIEr
             message = errors[0].get("message")
     if not message:
         message = _snippet(body) or "no error message"
-    if status >= 500:
-        cls: type[APIError] = ServerError
-    else:
-        cls = _STATUS_ERRORS.get(status, APIError)
+    if status == 400 and _PAGE_LIMIT_MESSAGE in str(message).lower():
+        return PageLimitError(
+            f"the API stopped page-numbered listing: {message}; "
+            "Intercom lists at most 10,000 records by page (use the Scroll API past that)",
+            url=url,
+            page=page,
+        )
+    cls = ServerError if status >= 500 else _STATUS_ERRORS.get(status, APIError)
     return cls(
         str(message),
         status=status,
         code=str(code) if code else None,
         request_id=str(request_id) if request_id else None,
+        retry_after=_retry_after(headers),
         url=url,
         page=page,
     )

@@ -7,47 +7,104 @@ response body holds the items (``users``, ``companies``, ``contacts``…).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, Final
 
 from yarl import URL
 
-from ._engine import Page
-from ._exceptions import ResponseFormatError
+from ._engine import ListChanges, Page
+from ._exceptions import PageLimitError, ResponseFormatError, UnsafeURLError
 from ._http import Transport
 
-__all__ = ["IntercomList", "Item", "read_page"]
+__all__ = ["RECORD_CAP", "IntercomList", "Item", "drop_repeated_ids", "read_page"]
 
 Item = dict[str, Any]
 """One record of a list (a user, company, contact…), as the API sent it."""
 
+RECORD_CAP: Final = 10_000
+"""Intercom's page-numbered listing stops at this many records."""
+
 
 @dataclass(frozen=True, slots=True)
 class IntercomList:
-    """One list endpoint with its filters, ready to be paged."""
+    """One list endpoint with its filters, ready to be paged.
+
+    ``record_cap`` is the length past which the API refuses page-numbered
+    listing (``None`` where it does not apply).
+    """
 
     transport: Transport
     url: URL
     items_key: str
     params: dict[str, str]
+    record_cap: int | None = RECORD_CAP
 
     async def fetch_page(self, number: int) -> Page[Item]:
-        params = {**self.params, "page": str(number)}
-        body = await self.transport.get_json(str(self.url), params=params, page=number)
-        return read_page(body, items_key=self.items_key, number=number, url=str(self.url))
+        url = str(self.url)
+        read = partial(read_page, items_key=self.items_key, number=number, url=url)
+        page = await self.transport.get(
+            url, read=read, params={**self.params, "page": str(number)}, page=number
+        )
+        cap = self.record_cap
+        if (
+            number == 1
+            and cap is not None
+            and page.total_count is not None
+            and page.total_count > cap
+        ):
+            # Say so now rather than after fetching the pages that can be fetched.
+            raise PageLimitError(
+                f"this list holds {page.total_count:,} records; Intercom's page-numbered listing "
+                f"stops at {cap:,}: narrow the filter, or list past the cap with the Scroll API",
+                total_count=page.total_count,
+                url=url,
+                page=1,
+            )
+        return page
 
     async def follow(self, url: str, number: int) -> Page[Item]:
         target = URL(url)
         if target.origin() != self.url.origin():
             # The token travels with every request: never to another host.
-            raise ResponseFormatError(
+            raise UnsafeURLError(
                 f"pages.next points to {target.origin()}, not to the configured "
                 f"{self.url.origin()}; refusing to send the token there",
                 url=str(self.url),
                 page=number,
             )
-        body = await self.transport.get_json(url, page=number)
-        return read_page(body, items_key=self.items_key, number=number, url=url)
+        read = partial(read_page, items_key=self.items_key, number=number, url=url)
+        return await self.transport.get(url, read=read, page=number)
+
+
+async def drop_repeated_ids(
+    pages: AsyncGenerator[Page[Item], None], changes: ListChanges
+) -> AsyncGenerator[Page[Item], None]:
+    """Pass pages through, leaving out records whose ``id`` was already seen.
+
+    A list that changes mid-fetch shifts records across page boundaries, so
+    the same record can come on two pages. Remembering ids costs a set of at
+    most ``RECORD_CAP`` strings per list.
+    """
+    seen: set[object] = set()
+    try:
+        async for page in pages:
+            ids = [item.get("id") for item in page.items]
+            if seen.isdisjoint(ids):
+                seen.update(ids)
+                yield page
+                continue
+            kept = []
+            for item, key in zip(page.items, ids, strict=True):
+                if key is not None and key in seen:
+                    changes.duplicates_dropped += 1
+                else:
+                    seen.add(key)
+                    kept.append(item)
+            yield replace(page, items=kept)
+    finally:
+        await pages.aclose()
 
 
 def read_page(body: Any, *, items_key: str, number: int, url: str) -> Page[Item]:

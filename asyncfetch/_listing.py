@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator, Callable
 from types import TracebackType
 from typing import Generic, TypeVar
 
-from ._engine import Page
+from ._engine import ListChanges, Page
 
 __all__ = ["Listing"]
 
@@ -31,8 +31,12 @@ class Listing(Generic[T]):
                 ...
     """
 
-    def __init__(self, start: Callable[[], AsyncGenerator[Page[T], None]]) -> None:
+    def __init__(
+        self, start: Callable[[], AsyncGenerator[Page[T], None]], changes: ListChanges
+    ) -> None:
         self._start = start
+        self.changes = changes
+        """What was seen of the list changing during the fetch (``changes.changed``)."""
         self._pages: AsyncGenerator[Page[T], None] | None = None
         self._items: AsyncGenerator[T, None] | None = None
 

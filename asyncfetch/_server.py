@@ -7,6 +7,11 @@ authentication, the ``X-RateLimit-*`` headers with fixed 10-second windows
 (optionally enforced with 429), and the 10,000-record cap on page-numbered
 listing.  Bodies are joined from bytes the `Workspace` serialised once.
 
+For testing clients against a misbehaving API it can also inject seeded
+faults into list requests (`FaultConfig`: 5xx, proxy HTML pages, bad bodies,
+429 bursts, resets, hangs, latency) and grow the user lists during a fetch
+(``insert_users_every``).
+
 Three ways to run it:
 
 * ``async with IntercomServer(ServerConfig(users=500)) as server:`` in async code;
@@ -24,17 +29,26 @@ import functools
 import hmac
 import math
 import secrets
+import socket
+import struct
 import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, NoReturn, Self
 
 import orjson
 from aiohttp import web
 
+from asyncfetch._faults import (
+    BAD_BODY_HTML,
+    ERROR_CODES,
+    HTML_ERROR_PAGES,
+    FaultConfig,
+    FaultInjector,
+)
 from asyncfetch._workspace import MAX_USERS, ListKey, Workspace
 
 __all__ = [
@@ -43,6 +57,7 @@ __all__ = [
     "DEFAULT_PER_PAGE",
     "MAX_PER_PAGE",
     "RATE_WINDOW_SECONDS",
+    "FaultConfig",
     "IntercomServer",
     "ServerConfig",
     "ServerStats",
@@ -52,6 +67,7 @@ __all__ = [
 
 DEFAULT_PER_PAGE: Final = 50
 MAX_PER_PAGE: Final = 60
+#: Default length of the rate-limit windows (`ServerConfig.rate_window_seconds`).
 RATE_WINDOW_SECONDS: Final = 10
 #: Advertised (never enforced) per-window limit when no rate_limit is set:
 #: Intercom's 10,000 requests per minute, metered per 10-second window.
@@ -63,6 +79,9 @@ CAP_MESSAGE: Final = "page limit reached, please use scroll API"
 _SHUTDOWN_TIMEOUT: Final = 1.0
 # Joined page items kept per server: at most this many ~60 KB bodies.
 _PAGE_CACHE_SIZE: Final = 256
+# A dropped connection's handler is cancelled on the next loop turn; this is
+# only the bound of an impossible wait.
+_DROP_GRACE: Final = 60.0
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _LIST_TYPES: Final = {"users": "user.list", "companies": "company.list", "contacts": "contact.list"}
@@ -82,15 +101,25 @@ class ServerConfig:
         seed: Seed of the workspace; the same ``(users, seed)`` serves the same bytes.
         latency_ms: Fixed delay, in milliseconds, added to every request before
             it is handled (simulates the network and Intercom's own time).
-        rate_limit: Requests allowed per 10-second window.  When set it is
-            advertised in ``X-RateLimit-Limit`` and enforced with 429; when None
-            the headers advertise 1667 per window but nothing is enforced.
+        rate_limit: Requests allowed per window.  When set it is advertised
+            in ``X-RateLimit-Limit`` and enforced with 429; when None the
+            headers advertise 1667 per window but nothing is enforced.
+        rate_window_seconds: Length of the rate-limit windows, an int >= 1.
+            Windows are aligned to multiples of it since the epoch, and
+            ``X-RateLimit-Reset`` is the end of the current one (Intercom: 10).
         token: The only access token accepted.  None accepts any non-empty token.
         page_cap_records: A page whose first record has this 0-based index or
             more is refused with 400 (Intercom stops page-numbered listing at
             10,000 records).
         clock: Returns the current UNIX time in seconds; drives the rate-limit
             windows.  Tests inject a fake clock to cross windows without sleeping.
+        faults: Seeded faults injected into list requests; None (or a config
+            with every rate 0) serves every request faithfully.
+        insert_users_every: After every this many user-list pages served
+            (any ``user.list``: all users, by tag, segment or company), sign up
+            a new user at the front of the all-users and large-tag lists (see
+            `Workspace.insert_user`): later items shift one place, and
+            ``total_count`` grows.  None never does.
     """
 
     users: int = 1000
@@ -100,6 +129,9 @@ class ServerConfig:
     token: str | None = None
     page_cap_records: int = 10_000
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
+    rate_window_seconds: int = RATE_WINDOW_SECONDS
+    faults: FaultConfig | None = None
+    insert_users_every: int | None = None
 
     def __post_init__(self) -> None:
         if not _is_int(self.users) or not 0 <= self.users <= MAX_USERS:
@@ -114,10 +146,13 @@ class ServerConfig:
             and latency >= 0
         ):
             raise ValueError(f"latency_ms must be a finite number >= 0, got {latency!r}")
+        window = self.rate_window_seconds
+        if not (_is_int(window) and window >= 1):
+            raise ValueError(f"rate_window_seconds must be an int >= 1, got {window!r}")
         if self.rate_limit is not None and not (_is_int(self.rate_limit) and self.rate_limit >= 1):
             raise ValueError(
                 f"rate_limit must be None (not enforced) or an int >= 1 requests per "
-                f"{RATE_WINDOW_SECONDS} s, got {self.rate_limit!r}"
+                f"{window} s, got {self.rate_limit!r}"
             )
         token = self.token
         if token is not None and not (
@@ -134,6 +169,14 @@ class ServerConfig:
             raise ValueError(  # noqa: TRY004
                 f"clock must be a callable returning UNIX seconds, got {self.clock!r}"
             )
+        if self.faults is not None and not isinstance(self.faults, FaultConfig):
+            # ValueError like every other field, so callers catch one type.
+            raise ValueError(f"faults must be None or a FaultConfig, got {self.faults!r}")
+        every = self.insert_users_every
+        if every is not None and not (_is_int(every) and every >= 1):
+            raise ValueError(
+                f"insert_users_every must be None (never) or an int >= 1 pages, got {every!r}"
+            )
 
 
 @dataclass
@@ -148,6 +191,8 @@ class ServerStats:
             client went away has no status.
         pages: ``(path, page)`` of every request in order of arrival; ``page``
             is 1 when absent and 0 when it is not a plain number (such as "x" or "-1").
+        faults: Injected faults by kind (``"error"``, ``"html_error"``,
+            ``"bad_body"``, ``"throttle"``, ``"reset"``, ``"hang"``, ``"slow"``).
     """
 
     requests: int = 0
@@ -155,6 +200,7 @@ class ServerStats:
     max_in_flight: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     pages: list[tuple[str, int]] = field(default_factory=list)
+    faults: Counter[str] = field(default_factory=Counter)
 
     def reset(self) -> None:
         """Forget history; requests in flight stay counted in ``in_flight``."""
@@ -162,6 +208,7 @@ class ServerStats:
         self.max_in_flight = self.in_flight
         self.statuses = Counter()
         self.pages = []
+        self.faults = Counter()
 
 
 class _ApiError(Exception):
@@ -174,14 +221,28 @@ class _ApiError(Exception):
         self.message = message
 
 
-def _error_response(status: int, code: str, message: str) -> web.Response:
+def _error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
     body = {
         "type": "error.list",
         # Random like Intercom's; clients only log it.
         "request_id": secrets.token_hex(10),
         "errors": [{"code": code, "message": message}],
     }
-    return _json_response(orjson.dumps(body), status=status)
+    response = _json_response(orjson.dumps(body), status=status)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def _error_for(exc: _ApiError | web.HTTPException) -> web.Response:
+    """The ``error.list`` answer for an error raised by a handler or by the router."""
+    if isinstance(exc, _ApiError):
+        return _error_response(exc.status, exc.code, exc.message)
+    # The router's own answers (unknown path, wrong method) as error.list.
+    code = "not_found" if exc.status == 404 else "bad_request"
+    return _error_response(exc.status, code, exc.reason)
 
 
 def _json_response(body: bytes, *, status: int = 200) -> web.Response:
@@ -190,11 +251,19 @@ def _json_response(body: bytes, *, status: int = 200) -> web.Response:
     )
 
 
-class _RateWindow:
-    """Counts requests in fixed 10-second windows aligned to the epoch."""
+def _html_response(body: bytes, *, status: int) -> web.Response:
+    return web.Response(
+        body=body, status=status, headers={"Content-Type": "text/html; charset=utf-8"}
+    )
 
-    def __init__(self, limit: int | None, clock: Callable[[], float]) -> None:
-        self._limit = limit
+
+class _RateWindow:
+    """Counts requests in fixed windows of ``seconds`` aligned to the epoch."""
+
+    def __init__(self, limit: int | None, seconds: int, clock: Callable[[], float]) -> None:
+        self.limit = ADVERTISED_RATE_LIMIT if limit is None else limit
+        self.seconds = seconds
+        self._enforced = limit is not None
         self._clock = clock
         self._window_start = -1
         self._count = 0
@@ -202,17 +271,24 @@ class _RateWindow:
     def hit(self) -> tuple[bool, dict[str, str]]:
         """Count one request; return (allowed, the X-RateLimit-* headers)."""
         now = self._clock()
-        start = math.floor(now / RATE_WINDOW_SECONDS) * RATE_WINDOW_SECONDS
+        start = math.floor(now / self.seconds) * self.seconds
         if start != self._window_start:
             self._window_start, self._count = start, 0
         self._count += 1
-        limit = ADVERTISED_RATE_LIMIT if self._limit is None else self._limit
         headers = {
-            "X-RateLimit-Limit": str(limit),
-            "X-RateLimit-Remaining": str(max(limit - self._count, 0)),
-            "X-RateLimit-Reset": str(start + RATE_WINDOW_SECONDS),
+            "X-RateLimit-Limit": str(self.limit),
+            # 0, never negative, once past an enforced limit.
+            "X-RateLimit-Remaining": str(max(self.limit - self._count, 0)),
+            "X-RateLimit-Reset": str(start + self.seconds),
         }
-        return self._limit is None or self._count <= self._limit, headers
+        return not self._enforced or self._count <= self.limit, headers
+
+    def exceeded(self, headers: Mapping[str, str]) -> web.Response:
+        """The 429 of an exhausted window, with ``headers`` (X-RateLimit-*) and Remaining 0."""
+        message = f"Exceeded rate limit of {self.limit} in {self.seconds}_seconds"
+        return _error_response(
+            429, "rate_limit_exceeded", message, {**headers, "X-RateLimit-Remaining": "0"}
+        )
 
 
 def _positive_int(query: Mapping[str, str], name: str, default: int) -> int:
@@ -255,8 +331,16 @@ class IntercomServer:
             users=self.config.users, seed=self.config.seed
         )
         self.stats = ServerStats()
-        self._rate = _RateWindow(self.config.rate_limit, self.config.clock)
-        self._latency_s = self.config.latency_ms / 1000
+        config = self.config
+        self._rate = _RateWindow(config.rate_limit, config.rate_window_seconds, config.clock)
+        self._latency_s = config.latency_ms / 1000
+        # None unless some fault can happen: the happy path pays one None check.
+        self._faults = (
+            FaultInjector(config.faults)
+            if config.faults is not None and config.faults.active
+            else None
+        )
+        self._user_pages_served = 0
         # A closure rather than lru_cache on a method (which would pin self in
         # a class-level cache): cached page items live and die with the server.
         self._page_items: Callable[[ListKey, int, int], bytes] = functools.lru_cache(
@@ -265,10 +349,15 @@ class IntercomServer:
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         self.app = web.Application(middlewares=[self._count_middleware, self._api_middleware])
-        self.app.router.add_get("/users", self._users)
-        self.app.router.add_get("/companies/{id}/users", self._company_users)
-        self.app.router.add_get("/companies", self._companies)
-        self.app.router.add_get("/contacts", self._contacts)
+        # The paged lists, the only routes that get faults.
+        self._list_resources: set[web.AbstractResource | None] = set()
+        for path, handler in (
+            ("/users", self._users),
+            ("/companies/{id}/users", self._company_users),  # before /companies
+            ("/companies", self._companies),
+            ("/contacts", self._contacts),
+        ):
+            self._list_resources.add(self.app.router.add_get(path, handler).resource)
         for name in ("tags", "segments", "admins"):
             self.app.router.add_get(f"/{name}", functools.partial(self._small_list, name))
 
@@ -361,24 +450,76 @@ class IntercomServer:
             # Unauthenticated: no rate-limit headers, no count against the budget.
             return _error_response(err.status, err.code, err.message)
         allowed, rate_headers = self._rate.hit()
-        response: web.StreamResponse
         if not allowed:
-            response = _error_response(
-                429,
-                "rate_limit_exceeded",
-                f"Exceeded rate limit of {self.config.rate_limit} in {RATE_WINDOW_SECONDS}_seconds",
-            )
-        else:
-            try:
-                response = await handler(request)
-            except _ApiError as err:
-                response = _error_response(err.status, err.code, err.message)
-            except web.HTTPException as exc:
-                # The router's own answers (unknown path, wrong method) as error.list.
-                code = "not_found" if exc.status == 404 else "bad_request"
-                response = _error_response(exc.status, code, exc.reason)
+            return self._rate.exceeded(rate_headers)
+        if self._faults is not None and request.match_info.route.resource in self._list_resources:
+            return await self._answer_with_fault(request, handler, rate_headers)
+        # Inline rather than through _answer(): one coroutine less per request
+        # on the path the benchmarks measure.
+        response: web.StreamResponse
+        try:
+            response = await handler(request)
+        except (_ApiError, web.HTTPException) as exc:
+            response = _error_for(exc)
         response.headers.update(rate_headers)
         return response
+
+    @staticmethod
+    async def _answer(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        """Run ``handler``, turning its errors into ``error.list`` answers."""
+        try:
+            return await handler(request)
+        except (_ApiError, web.HTTPException) as exc:
+            return _error_for(exc)
+
+    async def _answer_with_fault(
+        self, request: web.Request, handler: _Handler, rate_headers: dict[str, str]
+    ) -> web.StreamResponse:
+        """Answer a list request as its `Fault` says (normally, if it has none)."""
+        assert self._faults is not None
+        fault = self._faults.decide(request.path_qs)
+        if fault.kind is not None:
+            self.stats.faults[fault.kind] += 1
+        if fault.delay_s:
+            await asyncio.sleep(fault.delay_s)
+        response: web.StreamResponse
+        match fault.kind:
+            case "error":
+                code, message = ERROR_CODES[fault.status]
+                response = _error_response(fault.status, code, message, rate_headers)
+            case "html_error":
+                # Made by a proxy the request never got past: no X-RateLimit-* headers.
+                return _html_response(HTML_ERROR_PAGES[fault.status], status=fault.status)
+            case "throttle":
+                response = self._rate.exceeded(rate_headers)
+                if fault.retry_after is not None:
+                    response.headers["Retry-After"] = str(fault.retry_after)
+            case "bad_body":
+                if fault.html:
+                    return _html_response(BAD_BODY_HTML, status=200)
+                response = await self._truncated(request, handler)
+                response.headers.update(rate_headers)
+            case "reset":
+                await _drop_connection(request)
+            case "hang":
+                await asyncio.sleep(self._faults.config.hang_seconds)
+                await _drop_connection(request)
+            case _:  # no fault, or "slow" (already waited)
+                response = await self._answer(request, handler)
+                response.headers.update(rate_headers)
+        return response
+
+    async def _truncated(self, request: web.Request, handler: _Handler) -> web.Response:
+        """The normal answer's JSON cut in half, sent whole as a 200.
+
+        As from a proxy that lost the end of the body but not the headers:
+        the status is 200 even when the cut answer was an error.
+        """
+        normal = await self._answer(request, handler)
+        # Every handler here answers with a web.Response whose body is bytes.
+        body = normal.body if isinstance(normal, web.Response) else b""
+        data = body if isinstance(body, bytes) else b""
+        return _json_response(data[: len(data) // 2])
 
     def _authenticate(self, header: str | None) -> None:
         """Accept ``Bearer <token>`` or Basic ``<token>:`` (python-intercom 3.x), or 401."""
@@ -490,12 +631,43 @@ class IntercomServer:
                 b"}",
             )
         )
+        if self.config.insert_users_every is not None and key.collection == "users":
+            self._count_user_page(self.config.insert_users_every)
         return _json_response(body)
+
+    def _count_user_page(self, every: int) -> None:
+        """Count one user-list page served; sign a user up after every ``every``-th."""
+        self._user_pages_served += 1
+        if self._user_pages_served % every == 0:
+            self.workspace.insert_user()
+            # Cached pages of the two lists that grew are stale now; the
+            # others are not, but a rare full clear keeps this simple.
+            self._page_items.cache_clear()  # type: ignore[attr-defined]
 
     def _join_page_items(self, key: ListKey, page: int, per_page: int) -> bytes:
         blobs = self.workspace.list_blobs(key) or ()
         first = (page - 1) * per_page
         return b",".join(blobs[first : first + per_page])
+
+
+async def _drop_connection(request: web.Request) -> NoReturn:
+    """Close the request's connection with a TCP reset, without answering.
+
+    The aborted transport makes aiohttp cancel the handler (the server runs
+    with handler_cancellation=True), so this never returns.
+    """
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Linger 0: close() sends RST instead of FIN, like a crashed peer.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    # Waits for the cancellation; the bound only guards against a connection
+    # that somehow stays open.
+    await asyncio.sleep(_DROP_GRACE)
+    raise ConnectionResetError("fault injection dropped the connection")
 
 
 class ServerThread:

@@ -32,7 +32,9 @@ Membership rules (documented because tests and the demo rely on them):
 
 Every list is in creation order, ascending: ``created_at`` strictly increases
 with the index, and so does ``id`` (built like a MongoDB ObjectId from the
-creation time, a per-workspace machine part and the index).
+creation time, a per-workspace machine part and the index).  The exception is
+`Workspace.insert_user`, which simulates sign-ups during a fetch: each new user
+goes to the front of the all-users list and of the large tag's list.
 """
 
 from __future__ import annotations
@@ -141,6 +143,11 @@ def _spread(rng: random.Random, count: int, start: int, end: int) -> list[int]:
     return [start + int(i * step) + rng.randrange(width) for i in range(count)]
 
 
+def _object_id(created_at: int, machine: int, kind: int, index: int) -> str:
+    """A 24-hex-digit id like a MongoDB ObjectId: it sorts by creation time."""
+    return f"{created_at:08x}{machine:08x}{kind:02x}{index:06x}"
+
+
 class Workspace:
     """The synthetic workspace; build it with `Workspace.generate`.
 
@@ -163,12 +170,16 @@ class Workspace:
         self._members: dict[ListKey, tuple[int, ...]] = {}
         self._list_blobs: dict[ListKey, tuple[bytes, ...]] = {}
         self._small_bodies: dict[str, bytes] = {}
+        self._machine = 0  # per-workspace part of every object id
 
     # -- public queries ---------------------------------------------------------
 
     @property
     def largest_tag_id(self) -> str:
-        """The id of the tag carried by every even-index user and company."""
+        """The id of the tag carried by every even-index user and company.
+
+        Users added by `insert_user` carry it too.
+        """
         return str(self.tags[0]["id"])
 
     @property
@@ -216,6 +227,52 @@ class Workspace:
         """
         return self._small_bodies.get(name)
 
+    # -- growth -----------------------------------------------------------------
+
+    def insert_user(self) -> Json:
+        """Sign up one new user, seen first in the all-users and large-tag lists.
+
+        Simulates a list that grows during a fetch under Intercom's default
+        newest-first order (``order=desc``): the user goes to position 0 of the
+        all-users list and of the `largest_tag_id` list, so every later item of
+        those two lists moves one place on (and may cross a page boundary).
+        It is appended to `users`, which stays in creation order.
+
+        The user is shaped like the others, is newer than all of them, carries
+        the large tag and no segment or company (so no other list changes), and
+        has a fresh index and ``id``.  The n-th insertion into the workspace of
+        ``(users, seed)`` always creates the same user.
+
+        Returns:
+            The new user.
+        """
+        index = len(self.users)
+        created = max(_NOW, self.users[-1]["created_at"] if self.users else 0) + 1
+        # Its own stream, so growing never shifts what generate() drew.
+        rng = random.Random(f"insert\0{self._machine}\0{index}")
+        plan = rng.choices(_PLANS, weights=_PLAN_WEIGHTS)[0]
+        user = self._user(
+            rng,
+            index,
+            _object_id(created, self._machine, _KIND_USER, index),
+            created,
+            created,
+            plan,
+            [self._tag_ref(0)],
+            [],
+            [],
+        )
+        users = self._collections["users"]
+        self._collections["users"] = _Collection(
+            items=(*users.items, user), blobs=(*users.blobs, orjson.dumps(user))
+        )
+        self.users = self._collections["users"].items
+        for key in (ListKey("users"), ListKey("users", "tag_id", self.largest_tag_id)):
+            self._members[key] = (index, *self._members[key])
+            # Rebuilt from _members on the next list_blobs(key).
+            self._list_blobs.pop(key, None)
+        return user
+
     # -- generation -------------------------------------------------------------
 
     @classmethod
@@ -243,10 +300,10 @@ class Workspace:
     @classmethod
     def _generate(cls, users: int, rng: random.Random) -> Workspace:
         ws = cls()
-        machine = rng.getrandbits(32)  # per-workspace part of every object id
+        machine = ws._machine = rng.getrandbits(32)
 
         def object_id(created_at: int, kind: int, index: int) -> str:
-            return f"{created_at:08x}{machine:08x}{kind:02x}{index:06x}"
+            return _object_id(created_at, machine, kind, index)
 
         ws.tags = tuple(
             {"type": "tag", "id": str(100_000 + 7 * k + rng.randrange(7)), "name": name}
@@ -475,7 +532,8 @@ class Workspace:
             "created_at": created,
             "remote_created_at": created,
             "signed_up_at": created,
-            "updated_at": rng.randrange(last_request, _NOW + 1),
+            # max(): users added by insert_user() were last seen after _NOW.
+            "updated_at": rng.randrange(last_request, max(last_request, _NOW) + 1),
             "last_request_at": last_request,
             "session_count": rng.randrange(1, 500),
             "last_seen_ip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}",

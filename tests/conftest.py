@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+import stamina
 
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def no_retry_backoff() -> Iterator[None]:
+    """stamina's testing switch: retries happen, their backoff sleeps do not.
+
+    (Pauses for a server's rate-limit window are real: tests that meet them use
+    short windows.)
+    """
+    with stamina.set_testing(True, attempts=100, cap=True):
+        yield
 
 
 # --- bundled server fixtures ---

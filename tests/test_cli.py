@@ -126,7 +126,7 @@ def test_wrong_token_exits_1_and_does_not_echo_it(server: ServerThread) -> None:
 
 def test_network_failure_exits_1(tmp_path: Path) -> None:
     result = run_cli(
-        "users", "--base-url", "http://127.0.0.1:9", "--token", TOKEN, "--timeout", "5"
+        "users", "--base-url", "http://127.0.0.1:9", "--token", TOKEN, "--retries", "2"
     )
     assert result.returncode == 1
     assert result.stderr.startswith("asyncfetch: error: connection failed")

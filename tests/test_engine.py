@@ -7,6 +7,8 @@ import random
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asyncfetch import Page, ordered_pages
 
@@ -154,3 +156,68 @@ async def test_without_total_pages_follows_next_links_one_by_one() -> None:
 async def test_window_must_be_positive() -> None:
     with pytest.raises(ValueError, match="window must be at least 1"):
         await ordered_pages(FakeSource(1), window=0).__anext__()
+
+
+class ScheduledSource(FakeSource):
+    """Pages finish after a chosen number of event-loop turns: any completion order,
+    reproducibly, with no timing involved."""
+
+    def __init__(self, total: int, turns: list[int], fail_on: int | None) -> None:
+        super().__init__(total, fail_on=fail_on)
+        self.turns = turns
+        self.max_outstanding = 0
+        self.consumed = 0
+
+    async def fetch_page(self, number: int) -> Page[int]:
+        self.requested.append(number)
+        self.max_outstanding = max(self.max_outstanding, len(self.requested) - self.consumed)
+        self.running += 1
+        try:
+            for _ in range(self.turns[(number - 1) % len(self.turns)]):
+                await asyncio.sleep(0)
+            if number == self.fail_on:
+                raise RuntimeError(f"page {number} failed")
+            return self._page(number)
+        finally:
+            self.running -= 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    total=st.integers(1, 40),
+    window=st.integers(1, 12),
+    turns=st.lists(st.integers(0, 15), min_size=1, max_size=40),
+    fail_on=st.none() | st.integers(1, 40),
+    stop_after=st.none() | st.integers(0, 40),
+)
+async def test_ordered_merge_properties(
+    total: int, window: int, turns: list[int], fail_on: int | None, stop_after: int | None
+) -> None:
+    """Whatever the completion order, failures and early exits: pages come in order,
+    none lost or repeated, never more than the window held, nothing left running."""
+    tasks = TaskWatch()
+    source = ScheduledSource(total, turns, fail_on if fail_on and fail_on <= total else None)
+    pages = ordered_pages(source, window=window)
+    seen: list[int] = []
+    failed = False
+    try:
+        async for page in pages:
+            seen.append(page.number)
+            source.consumed += 1
+            if stop_after is not None and len(seen) >= stop_after:
+                break
+    except RuntimeError:
+        failed = True
+    finally:
+        await pages.aclose()
+    expected_end = total
+    if source.fail_on is not None:
+        expected_end = source.fail_on - 1
+    if stop_after is not None:
+        expected_end = min(expected_end, max(stop_after, 1))
+    assert seen == list(range(1, expected_end + 1))
+    assert failed == (source.fail_on is not None and expected_end == source.fail_on - 1)
+    assert source.max_outstanding <= window + 1  # the window plus page 1, asked for alone
+    assert len(set(source.requested)) == len(source.requested)  # no page requested twice
+    assert source.running == 0
+    assert not tasks.started()

@@ -26,6 +26,7 @@ from asyncfetch import (
     RequestTimeout,
     ResponseFormatError,
     ServerError,
+    UnsafeURLError,
 )
 
 pytestmark = pytest.mark.anyio
@@ -220,7 +221,7 @@ async def test_next_link_to_another_host_is_refused(raw_server: RawServer) -> No
         }
         return web.Response(body=orjson.dumps(body))
 
-    with pytest.raises(ResponseFormatError, match="refusing to send the token there") as info:
+    with pytest.raises(UnsafeURLError, match="refusing to send the token there") as info:
         await collect(await raw_server(handler))
     assert info.value.page == 2
 

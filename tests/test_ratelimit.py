@@ -1,0 +1,119 @@
+"""RateBudget on its own, with a clock the test sets: no sleeping on the window."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from asyncfetch._ratelimit import RateBudget
+
+pytestmark = pytest.mark.anyio
+
+NOW = 1_700_000_000.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def headers(remaining: int, reset: float, limit: int = 10) -> dict[str, str]:
+    return {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": str(int(reset)),
+    }
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_without_headers_nothing_is_held_back() -> None:
+    budget = RateBudget(clock=Clock())
+    assert [await budget.acquire() for _ in range(100)] == list(range(1, 101))
+    budget.update(1, {})
+    assert await budget.acquire() == 101
+
+
+async def test_requests_in_flight_count_against_the_window() -> None:
+    clock = Clock()
+    budget = RateBudget(clock=clock)
+    first = await budget.acquire()
+    # Request 1 was the server's 7th of the window: 3 left, so requests 2..4 may start.
+    budget.update(first, headers(remaining=3, reset=NOW + 5))
+    assert [await budget.acquire() for _ in range(3)] == [2, 3, 4]
+    fifth = asyncio.ensure_future(budget.acquire())
+    await settle()
+    assert not fifth.done()
+    fifth.cancel()
+
+
+async def test_the_lowest_ceiling_of_the_window_wins_whatever_the_arrival_order() -> None:
+    budget = RateBudget(clock=Clock())
+    for _ in range(5):
+        await budget.acquire()
+    # Request 5 (answered first) saw 2 left; request 3 (answered later) saw 6 left.
+    budget.update(5, headers(remaining=2, reset=NOW + 5))
+    budget.update(3, headers(remaining=6, reset=NOW + 5))
+    assert [await budget.acquire() for _ in range(2)] == [6, 7]
+    eighth = asyncio.ensure_future(budget.acquire())
+    await settle()
+    assert not eighth.done()
+    eighth.cancel()
+
+
+async def test_after_the_reset_one_probe_goes_then_the_new_window_opens() -> None:
+    clock = Clock()
+    budget = RateBudget(clock=clock)
+    budget.update(await budget.acquire(), headers(remaining=0, reset=NOW + 5))
+    waiters = [asyncio.ensure_future(budget.acquire()) for _ in range(4)]
+    await settle()
+    assert not any(w.done() for w in waiters)
+
+    clock.now = NOW + 5  # the window has reset
+    budget.update(1, {})  # any event wakes the waiters to look at the clock
+    await settle()
+    probes = [w for w in waiters if w.done()]
+    assert [p.result() for p in probes] == [2]  # exactly one probe
+    assert budget.pauses == 1
+
+    # The probe's answer opens the new window: 9 left after it.
+    budget.update(2, headers(remaining=9, reset=NOW + 15))
+    await settle()
+    assert sorted(w.result() for w in waiters) == [2, 3, 4, 5]
+
+
+async def test_a_probe_that_lands_in_the_old_window_waits_and_tries_again() -> None:
+    clock = Clock()
+    budget = RateBudget(clock=clock)
+    budget.update(await budget.acquire(), headers(remaining=0, reset=NOW + 5))
+    clock.now = NOW + 5
+    probe = await budget.acquire()
+    # The server's clock is behind ours: still the old window, nothing left.
+    budget.update(probe, headers(remaining=0, reset=NOW + 5))
+    waiter = asyncio.ensure_future(budget.acquire())
+    await settle()
+    assert not waiter.done()
+    clock.now = NOW + 6
+    budget.forget(999)
+    await asyncio.wait_for(waiter, 1)
+    assert waiter.result() == probe + 1
+
+
+async def test_retry_after_holds_every_new_request() -> None:
+    clock = Clock()
+    budget = RateBudget(clock=clock)
+    budget.update(await budget.acquire(), headers(remaining=50, reset=NOW + 5))
+    budget.throttled(1, retry_after=2.0)
+    waiter = asyncio.ensure_future(budget.acquire())
+    await settle()
+    assert not waiter.done()
+    clock.now = NOW + 2
+    budget.forget(1)
+    await asyncio.wait_for(waiter, 1)
