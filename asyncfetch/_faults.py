@@ -218,7 +218,9 @@ class FaultInjector:
     """Decides the fault of each list request; keeps per-URL and burst state.
 
     Args:
-        config: The rates.  One injector per server: its state is the server's history.
+        config: The rates.  One injector per server: its state is the server's
+            history (a counter per distinct URL seen, so memory grows with the
+            number of distinct pages requested, not with requests).
     """
 
     def __init__(self, config: FaultConfig) -> None:

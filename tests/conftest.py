@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import stamina
+from aiohttp import web
+
+from .helpers import Handler, RawServer
 
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+async def raw_server() -> AsyncIterator[RawServer]:
+    """Start an app whose every path is answered by ``handler``; returns its base URL."""
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: Handler) -> str:
+        app = web.Application()
+        app.router.add_route("GET", "/{tail:.*}", handler)
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await runner.setup()
+        runners.append(runner)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +51,7 @@ def no_retry_backoff() -> Iterator[None]:
 # --- bundled server fixtures ---
 # Owned by the bundled-server work (asyncfetch/_server.py); keep edits inside this block.
 
-from collections.abc import AsyncIterator, Awaitable, Callable  # noqa: E402
+from collections.abc import Awaitable, Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
 from asyncfetch._server import IntercomServer, ServerConfig  # noqa: E402

@@ -6,10 +6,16 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+import orjson
+from aiohttp import web
+
 from asyncfetch._server import IntercomServer
 from asyncfetch._workspace import Workspace
 
 MakeServer = Callable[..., Awaitable[IntercomServer]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+RawServer = Callable[[Handler], Awaitable[str]]
+"""The ``raw_server`` fixture: ``await raw_server(handler)`` answers every GET with ``handler``."""
 """The ``make_server`` fixture: ``await make_server(**ServerConfig fields)``."""
 
 
@@ -45,3 +51,23 @@ def ids(items: Iterable[Mapping[str, Any]]) -> list[str]:
 def users_with_tag(workspace: Workspace, tag_id: str) -> list[Mapping[str, Any]]:
     """The workspace's users carrying ``tag_id``, read from each user's own ``tags``."""
     return [u for u in workspace.users if any(t["id"] == tag_id for t in u["tags"]["tags"])]
+
+
+def page_body(
+    request: web.Request, *, total: int, per_page: int = 2, with_total: bool = True
+) -> bytes:
+    number = int(request.query.get("page", "1"))
+    items = [{"type": "user", "id": f"u{(number - 1) * per_page + i}"} for i in range(per_page)]
+    nxt = str(request.url.with_query(page=str(number + 1))) if number < total else None
+    pages: dict[str, object] = {"type": "pages", "page": number, "per_page": per_page, "next": nxt}
+    if with_total:
+        pages["total_pages"] = total
+    return orjson.dumps(
+        {"type": "user.list", "total_count": total * per_page, "users": items, "pages": pages}
+    )
+
+
+def error_body(code: str, message: str, *, key: str = "code") -> bytes:
+    return orjson.dumps(
+        {"type": "error.list", "request_id": "req-42", "errors": [{key: code, "message": message}]}
+    )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 import pytest
@@ -29,52 +28,11 @@ from asyncfetch import (
     UnsafeURLError,
 )
 
+from .helpers import RawServer, error_body, page_body
+
 pytestmark = pytest.mark.anyio
 
 TOKEN = "secret-token-value-123"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-RawServer = Callable[[Handler], Awaitable[str]]
-
-
-@pytest.fixture
-async def raw_server() -> AsyncIterator[RawServer]:
-    """Start an app whose every path is answered by ``handler``; returns its base URL."""
-    runners: list[web.AppRunner] = []
-
-    async def start(handler: Handler) -> str:
-        app = web.Application()
-        app.router.add_route("GET", "/{tail:.*}", handler)
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-        await runner.setup()
-        runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
-
-
-def page_body(
-    request: web.Request, *, total: int, per_page: int = 2, with_total: bool = True
-) -> bytes:
-    number = int(request.query.get("page", "1"))
-    items = [{"type": "user", "id": f"u{(number - 1) * per_page + i}"} for i in range(per_page)]
-    nxt = str(request.url.with_query(page=str(number + 1))) if number < total else None
-    pages: dict[str, object] = {"type": "pages", "page": number, "per_page": per_page, "next": nxt}
-    if with_total:
-        pages["total_pages"] = total
-    return orjson.dumps(
-        {"type": "user.list", "total_count": total * per_page, "users": items, "pages": pages}
-    )
-
-
-def error_body(code: str, message: str, *, key: str = "code") -> bytes:
-    return orjson.dumps(
-        {"type": "error.list", "request_id": "req-42", "errors": [{key: code, "message": message}]}
-    )
 
 
 async def collect(base_url: str, **options: object) -> list[str]:
