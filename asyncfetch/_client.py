@@ -10,13 +10,14 @@ from types import TracebackType
 from typing import Final
 from urllib.parse import quote
 
+import anyio
 from yarl import URL
 
 from ._config import Retries
 from ._engine import ListChanges, Page, ordered_pages
 from ._http import FetchStats, Transport
 from ._intercom import RECORD_CAP, IntercomList, Item, drop_repeated_ids
-from ._listing import Listing
+from ._listing import Listing, ListingState
 from ._version import __version__
 
 __all__ = ["DEFAULT_BASE_URL", "IntercomClient"]
@@ -119,7 +120,8 @@ class IntercomClient:
             timeout=timeout,
             retries=retries or Retries(),
         )
-        self._listings: weakref.WeakSet[Listing[Item]] = weakref.WeakSet()
+        # Held weakly: a listing nobody iterates any more is closed when dropped.
+        self._open: weakref.WeakSet[ListingState[Item]] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         return (
@@ -146,9 +148,13 @@ class IntercomClient:
 
     async def aclose(self) -> None:
         """Close every open listing, then the connection pool."""
-        for listing in list(self._listings):
-            await listing.aclose()
-        await self._transport.close()
+        # Shielded: closing must finish even when the caller is being cancelled.
+        with anyio.CancelScope(shield=True):
+            try:
+                for state in list(self._open):
+                    await state.close_for_client()
+            finally:
+                await self._transport.close()
 
     # The lists. Each returns a Listing; nothing is sent until it is iterated.
 
@@ -230,7 +236,7 @@ class IntercomClient:
             return drop_repeated_ids(pages, changes) if dedupe else pages
 
         listing = Listing(start, changes)
-        self._listings.add(listing)
+        self._open.add(listing.state)
         return listing
 
 

@@ -20,8 +20,13 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
+
+import anyio
+
+from ._exceptions import ResponseFormatError
 
 __all__ = ["ListChanges", "Page", "PageSource", "ordered_pages"]
 
@@ -117,13 +122,11 @@ async def ordered_pages(
         changes = ListChanges()
     first = await source.fetch_page(1)
     changes.first_total_count = changes.last_total_count = first.total_count
-    yield first
     if first.total_pages is None:
-        # Fallback for responses without ``total_pages``: one page after another.
-        page = first
-        while page.next_url is not None:
-            page = await source.follow(page.next_url, page.number + 1)
-            yield page
+        yield first
+        async with aclosing(_follow_next_links(source, first)) as links:
+            async for page in links:
+                yield page
         return
 
     pending: deque[asyncio.Future[Page[T]]] = deque()
@@ -131,34 +134,56 @@ async def ordered_pages(
     last = first.total_pages
     previous_count = first.total_count
     refetched = 0  # the page number last fetched again, so none is fetched twice over
+    page = first
     try:
         while True:
+            # Top the window up before handing a page over, so requests run
+            # while the consumer works.
             while next_number <= last and len(pending) < window:
                 pending.append(asyncio.ensure_future(source.fetch_page(next_number)))
                 next_number += 1
+            yield page
             if not pending:
                 return
             # The head of the window is the next page in order; pages behind it
             # may finish first and simply wait their turn.
             page = await pending[0]
             count = page.total_count
-            if count is not None and previous_count is not None and count != previous_count:
+            while count is not None and previous_count is not None and count < previous_count:
                 changes.last_total_count = count
-                if count < previous_count and refetched != page.number:
-                    refetched = page.number
-                    changes.pages_refetched += 1
-                    pending[0] = asyncio.ensure_future(source.fetch_page(page.number))
-                    continue
+                if refetched == page.number:
+                    break
+                refetched = page.number
+                changes.pages_refetched += 1
+                pending[0] = asyncio.ensure_future(source.fetch_page(page.number))
+                page = await pending[0]
+                count = page.total_count
             pending.popleft()
+            if count is not None and count != previous_count:
+                changes.last_total_count = previous_count = count
             if page.total_pages is not None and page.total_pages > last:
                 changes.pages_added += page.total_pages - last
                 last = page.total_pages
-            if count is not None:
-                previous_count = count
-            yield page
     finally:
         for task in pending:
             task.cancel()
         # Await them so no request outlives the generator and no exception is
-        # left unretrieved.
-        await asyncio.gather(*pending, return_exceptions=True)
+        # left unretrieved; shielded, because a cancelled caller (an anyio
+        # cancel scope) would otherwise interrupt this wait too.
+        with anyio.CancelScope(shield=True):
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _follow_next_links(
+    source: PageSource[T], first: Page[T]
+) -> AsyncGenerator[Page[T], None]:
+    """Fallback for responses without ``total_pages``: one page after another."""
+    page = first
+    while page.next_url is not None:
+        url = page.next_url
+        page = await source.follow(url, page.number + 1)
+        if page.next_url == url:
+            raise ResponseFormatError(
+                "the next link points back to the page just fetched", url=url, page=page.number
+            )
+        yield page

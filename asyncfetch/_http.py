@@ -100,13 +100,13 @@ class Transport:
     ) -> None:
         self._headers = dict(headers)
         self._concurrency = concurrency
-        self._gate = anyio.Semaphore(concurrency)
-        self._limiter = _limiter_for(rate)
-        self._budget = RateBudget(clock=clock)
+        self._rate = rate
+        self._clock = clock
         self._timeout = timeout
         self._retries = retries
         self._session: aiohttp.ClientSession | None = None
         self._stats = FetchStats()
+        self._open_state()
 
     @property
     def stats(self) -> FetchStats:
@@ -114,7 +114,16 @@ class Transport:
         self._stats.rate_limit_pauses = self._budget.pauses
         return self._stats
 
+    def _open_state(self) -> None:
+        # Made anew on each open: each binds to the event loop it first runs in.
+        self._gate = anyio.Semaphore(self._concurrency)
+        self._limiter = _limiter_for(self._rate)
+        self._budget = RateBudget(clock=self._clock)
+
     async def open(self) -> None:
+        if self._session is not None:
+            raise RuntimeError("the client is already open")
+        self._open_state()
         # The session binds to the running loop, so it is made here, not in __init__.
         connector = aiohttp.TCPConnector(limit=self._concurrency, limit_per_host=self._concurrency)
         self._session = aiohttp.ClientSession(
@@ -124,6 +133,9 @@ class Transport:
             # also count the time spent queueing for a connection.
             timeout=aiohttp.ClientTimeout(total=None),
         )
+        # aiohttp quietly resends a GET once when a pooled connection turns out
+        # dead; our retries own that decision, and count every try.
+        self._session._retry_connection = False
 
     async def close(self) -> None:
         if self._session is not None:
@@ -186,13 +198,15 @@ class Transport:
                 self._budget.forget(sequence)
                 if isinstance(exc, TimeoutError):
                     raise RequestTimeout(
-                        f"no complete response within {self._timeout:g} s", url=url, page=page
-                    ) from exc
+                        f"no complete response within {self._timeout} s", url=url, page=page
+                    ) from None
+                # "from None": an aiohttp error can carry the request's headers,
+                # the token among them; its message is kept in ours.
                 if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
                     # A payload error is a body cut short: the connection dropped.
-                    raise ConnectError(f"connection failed: {exc}", url=url, page=page) from exc
+                    raise ConnectError(f"connection failed: {exc}", url=url, page=page) from None
                 if isinstance(exc, aiohttp.ClientError):
-                    raise TransportError(f"request failed: {exc}", url=url, page=page) from exc
+                    raise TransportError(f"request failed: {exc}", url=url, page=page) from None
                 raise
         self._budget.update(sequence, headers)
         stats = self._stats
@@ -235,8 +249,9 @@ def _retry_hint(exc: Exception) -> bool | float:
 def _limiter_for(rate: float | None) -> AsyncLimiter | None:
     if rate is None:
         return None
-    # aiolimiter counts whole requests per period: below 1/s, one per 1/rate seconds.
-    return AsyncLimiter(rate, 1.0) if rate >= 1 else AsyncLimiter(1, 1.0 / rate)
+    # One request per 1/rate seconds: AsyncLimiter(rate, 1) would let a burst of
+    # `rate` through at once before pacing, twice the rate in the first second.
+    return AsyncLimiter(1, 1.0 / rate)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

@@ -8,6 +8,7 @@ response body holds the items (``users``, ``companies``, ``contacts``…).
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Final
@@ -88,7 +89,7 @@ async def drop_repeated_ids(
     most ``RECORD_CAP`` strings per list.
     """
     seen: set[object] = set()
-    try:
+    async with aclosing(pages):
         async for page in pages:
             ids = [item.get("id") for item in page.items]
             if seen.isdisjoint(ids):
@@ -103,8 +104,6 @@ async def drop_repeated_ids(
                     seen.add(key)
                     kept.append(item)
             yield replace(page, items=kept)
-    finally:
-        await pages.aclose()
 
 
 def read_page(body: Any, *, items_key: str, number: int, url: str) -> Page[Item]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import Callable
 
 import anyio
@@ -128,77 +127,137 @@ async def test_slow_consumer_bounds_requests_ahead_of_it(make_server: MakeServer
     assert consumed == 100
 
 
-async def test_break_inside_async_with_cancels_and_stops_requesting(
-    make_server: MakeServer,
-) -> None:
-    server = await make_server(users=1000, latency_ms=30)
+# The stop tests: the server takes LATENCY per page, so when the consumer stops in
+# the middle of page 1 a full window of requests is on the wire. Cleanup must
+# cancel them (the server sees them go in far less than LATENCY) and start none.
+LATENCY_MS = 600
+QUICKLY = 0.3  # seconds: well under LATENCY, so nothing was waited out
+
+
+async def stopped_mid_list(server: IntercomServer, tasks: TaskWatch) -> None:
+    """Check what a stop left behind, right after it."""
+    sent = server.stats.requests
+    assert not tasks.started()
+    await _until(lambda: server.stats.in_flight == 0, limit=QUICKLY)
+    await asyncio.sleep(0.05)
+    assert server.stats.requests == sent  # nothing new started
+
+
+async def test_break_inside_async_with_cancels_the_window(make_server: MakeServer) -> None:
+    server = await make_server(users=1000, latency_ms=LATENCY_MS)
     tasks = TaskWatch()
     async with client_for(server, per_page=10, concurrency=8) as client:
         async with client.users() as users:
-            async for _ in users:
-                break
-        assert not tasks.started()
-        sent = server.stats.requests
-        assert sent <= 1 + 16  # page 1 plus one window
-        await asyncio.sleep(0.1)
-        assert server.stats.requests == sent  # nothing new was sent after the exit
-    await _until(lambda: server.stats.in_flight == 0)
+            async for user in users:
+                if user["id"] == server.workspace.users[4]["id"]:
+                    await _until(lambda: server.stats.in_flight == 8)
+                    break
+        await stopped_mid_list(server, tasks)
 
 
-async def test_plain_break_is_cleaned_up_when_the_listing_is_dropped(
-    make_server: MakeServer,
-) -> None:
-    server = await make_server(users=1000, latency_ms=30)
+async def test_plain_break_cleans_up_when_the_listing_is_dropped(make_server: MakeServer) -> None:
+    server = await make_server(users=1000, latency_ms=LATENCY_MS)
     tasks = TaskWatch()
     async with client_for(server, per_page=10, concurrency=8) as client:
         async for _ in client.users():
+            await _until(lambda: server.stats.in_flight == 8)
             break
-        gc.collect()
-        await _until(lambda: not tasks.started())
-        sent = server.stats.requests
-        await asyncio.sleep(0.1)
-        assert server.stats.requests == sent
-    await _until(lambda: server.stats.in_flight == 0)
+        # Dropped listings are closed on the event loop's next turns.
+        await _until(lambda: not tasks.started(), limit=QUICKLY)
+        await stopped_mid_list(server, tasks)
 
 
-async def test_exception_in_the_consumer_leaves_nothing_running(make_server: MakeServer) -> None:
-    server = await make_server(users=1000, latency_ms=30)
+async def test_exception_in_the_consumer_cancels_the_window(make_server: MakeServer) -> None:
+    server = await make_server(users=1000, latency_ms=LATENCY_MS)
     tasks = TaskWatch()
     async with client_for(server, per_page=10, concurrency=8) as client:
         with pytest.raises(KeyError):
             async with client.users() as users:
                 async for user in users:
+                    await _until(lambda: server.stats.in_flight == 8)
                     _ = user["no such key"]
-        assert not tasks.started()
-    await _until(lambda: server.stats.in_flight == 0)
+        await stopped_mid_list(server, tasks)
 
 
-async def test_cancelling_the_consumer_leaves_nothing_running(make_server: MakeServer) -> None:
-    server = await make_server(users=1000, latency_ms=30)
+async def test_cancelling_the_consumer_cancels_the_window(make_server: MakeServer) -> None:
+    server = await make_server(users=1000, latency_ms=LATENCY_MS)
     tasks = TaskWatch()
     seen = 0
     async with client_for(server, per_page=10, concurrency=8) as client:
-        with anyio.move_on_after(0.2):
-            async for _ in client.users():
-                seen += 1
-        assert 0 < seen < 1000
-        assert not tasks.started()
-    await _until(lambda: server.stats.in_flight == 0)
+        with anyio.CancelScope() as scope:
+            async with client.users() as users:
+                async for _ in users:
+                    seen += 1
+                    if seen == 5:
+                        await _until(lambda: server.stats.in_flight == 8)
+                        scope.cancel()
+                        await anyio.sleep_forever()
+        assert seen == 5
+        await stopped_mid_list(server, tasks)
 
 
-async def test_closing_the_client_closes_open_listings(make_server: MakeServer) -> None:
-    server = await make_server(users=1000, latency_ms=30)
+async def test_closing_the_client_cancels_open_listings_and_they_say_so(
+    make_server: MakeServer,
+) -> None:
+    server = await make_server(users=1000, latency_ms=LATENCY_MS)
     tasks = TaskWatch()
-    client = client_for(server, per_page=10, concurrency=8)
-    async with client:
-        listing = client.users()
-        await anext(aiter(listing))
+    async with client_for(server, per_page=10, concurrency=8) as client:
+        users = client.users()
+        pages = client.contacts().pages()
+        await anext(aiter(users))
+        await anext(pages)
+        # The two lists share the client's concurrency.
+        await _until(lambda: server.stats.in_flight == 8)
+    await stopped_mid_list(server, tasks)
+    # Coming back to a listing of a closed client is an error, not a silent end
+    # (after the rest of the page already received).
+    rest = 0
+    with pytest.raises(RuntimeError, match="the client was closed while this listing"):
+        async for _ in users:
+            rest += 1
+    assert rest == 9
+    with pytest.raises(RuntimeError, match="the client was closed while this listing"):
+        await anext(pages)
+
+
+async def test_closing_the_client_while_another_task_iterates(make_server: MakeServer) -> None:
+    server = await make_server(users=1000, latency_ms=100)
+    tasks = TaskWatch()
+    got: list[str] = []
+    errors: list[BaseException] = []
+
+    async def consume(client: IntercomClient) -> None:
+        try:
+            async for user in client.users():
+                got.append(str(user["id"]))
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    async with (
+        anyio.create_task_group() as tg,
+        client_for(server, per_page=10, concurrency=4) as client,
+    ):
+        tg.start_soon(consume, client)
+        await _until(lambda: len(got) >= 15)
+    assert 15 <= len(got) < 1000
+    assert len(errors) == 1
     assert not tasks.started()
-    await _until(lambda: server.stats.in_flight == 0)
-    del listing
 
 
-async def _until(condition: Callable[[], bool], limit: float = 2.0) -> None:
+async def test_a_client_can_be_used_again_in_another_event_loop_run(
+    make_server: MakeServer,
+) -> None:
+    server = await make_server(users=30)
+    client = client_for(server, per_page=10, rate=1000)
+    for _ in range(2):
+        async with client:
+            assert len(await fetch_ids(client.users())) == 30
+    with pytest.raises(RuntimeError, match="already open"):
+        async with client, client:
+            pass
+
+
+async def _until(condition: Callable[[], bool], limit: float = 5.0) -> None:
     """Wait for something the server observes asynchronously (a disconnect cancelling a handler)."""
     with anyio.fail_after(limit):
         # Polling: the server's counters have no event to wait on.

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import orjson
 import pytest
+import stamina
 from aiohttp import web
 
 from asyncfetch import (
@@ -40,8 +42,11 @@ async def collect(client: IntercomClient) -> list[str]:
         return [str(user["id"]) async for user in client.users()]
 
 
-def failing_first(tries: int, failure: web.Response | None, *, total: int = 3) -> object:
-    """A handler failing each page's first ``tries`` tries (``None``: reset the connection)."""
+def failing_first(
+    tries: int, failure: Callable[[], web.Response] | None, *, total: int = 3
+) -> object:
+    """A handler failing each page's first ``tries`` tries with a fresh ``failure()``
+    response (``None``: close the connection without answering)."""
     hits: Counter[str] = Counter()
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -52,7 +57,7 @@ def failing_first(tries: int, failure: web.Response | None, *, total: int = 3) -
                 assert request.transport is not None
                 request.transport.close()
                 return web.Response()
-            return failure
+            return failure()
         return web.Response(body=page_body(request, total=total))
 
     handler.hits = hits  # type: ignore[attr-defined]
@@ -62,18 +67,22 @@ def failing_first(tries: int, failure: web.Response | None, *, total: int = 3) -
 @pytest.mark.parametrize(
     "failure",
     [
-        web.Response(status=500, body=error_body("server_error", "boom")),
-        web.Response(status=502, body=b"<html>Bad Gateway</html>", content_type="text/html"),
-        web.Response(status=503, body=error_body("service_unavailable", "later")),
-        web.Response(status=504, body=b"<html>Gateway Timeout</html>", content_type="text/html"),
-        web.Response(status=200, body=b"<html>captive portal</html>", content_type="text/html"),
-        web.Response(status=200, body=b'{"type": "user.list", "users": [{"id'),
+        lambda: web.Response(status=500, body=error_body("server_error", "boom")),
+        lambda: web.Response(
+            status=502, body=b"<html>Bad Gateway</html>", content_type="text/html"
+        ),
+        lambda: web.Response(status=503, body=error_body("service_unavailable", "later")),
+        lambda: web.Response(status=504, body=b"<html>Timeout</html>", content_type="text/html"),
+        lambda: web.Response(
+            status=200, body=b"<html>captive portal</html>", content_type="text/html"
+        ),
+        lambda: web.Response(status=200, body=b'{"type": "user.list", "users": [{"id'),
         None,  # connection closed without an answer
     ],
     ids=["500", "502-html", "503", "504-html", "200-html", "200-truncated", "reset"],
 )
 async def test_retried_failures_end_in_every_item_once_in_order(
-    raw_server: RawServer, failure: web.Response | None
+    raw_server: RawServer, failure: Callable[[], web.Response] | None
 ) -> None:
     handler = failing_first(2, failure)
     client = client_at(await raw_server(handler))  # type: ignore[arg-type]
@@ -90,7 +99,9 @@ async def test_retried_failures_end_in_every_item_once_in_order(
 async def test_client_errors_fail_at_once(
     raw_server: RawServer, status: int, exc_type: type[Exception]
 ) -> None:
-    handler = failing_first(99, web.Response(status=status, body=error_body("no", "refused")))
+    handler = failing_first(
+        99, lambda: web.Response(status=status, body=error_body("no", "refused"))
+    )
     with pytest.raises(exc_type) as info:
         await collect(client_at(await raw_server(handler)))  # type: ignore[arg-type]
     assert handler.hits == {"1": 1}  # type: ignore[attr-defined]
@@ -141,8 +152,9 @@ async def test_max_wait_bounds_the_time_spent_retrying(raw_server: RawServer) ->
         await asyncio.sleep(0.05)
         return web.Response(status=503, body=error_body("service_unavailable", "down"))
 
-    client = client_at(await raw_server(handler), retries=Retries(attempts=1000, max_wait=0.3))
-    with pytest.raises(ServerError) as info:
+    retries = Retries(attempts=1000, max_wait=0.3, wait_initial=0.01, wait_max=0.02)
+    client = client_at(await raw_server(handler), retries=retries)
+    with stamina.set_testing(False), pytest.raises(ServerError) as info:
         await collect(client)
     assert 2 <= info.value.attempts < 1000
 
