@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import IO, Any, TypeVar
@@ -19,7 +20,7 @@ import stamina.instrumentation
 from ._client import DEFAULT_BASE_URL, IntercomClient
 from ._config import Retries
 from ._exceptions import AsyncFetchError
-from ._export import ExportSummary, export_jsonl
+from ._export import BinaryWriter, ExportSummary, export_jsonl
 from ._intercom import Item
 from ._listing import Listing
 from ._progress import page_progress
@@ -240,13 +241,10 @@ def _run(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     show_progress = not quiet and sys.stderr.isatty()
-    try:
-        out = click.open_file(out_path, "wb")
-    except OSError as exc:
-        raise click.FileError(out_path, hint=exc.strerror) from None
+    out = _Output(out_path)
     # Retries are counted and reported here; stamina's own log line per retry is noise.
     stamina.instrumentation.set_on_retry_hooks([])
-    with _cli_errors(), out:
+    with _cli_errors(), contextlib.closing(out):
         summary = asyncio.run(_fetch(client, make_listing, out, show_progress=show_progress))
     if summary.changes.changed:
         click.echo(f"asyncfetch: warning: {summary.changes.describe()}", err=True)
@@ -264,13 +262,42 @@ def _run(
 async def _fetch(
     client: IntercomClient,
     make_listing: ListingFactory,
-    out: IO[bytes],
+    out: BinaryWriter,
     *,
     show_progress: bool,
 ) -> ExportSummary:
     async with client:
         with page_progress(enabled=show_progress) as on_page:
             return await export_jsonl(make_listing(client), out, on_page=on_page)
+
+
+class _Output:
+    """The ``--out`` file, opened (and so emptied) only when page 1 has arrived:
+    a run that fails at once leaves an earlier export untouched."""
+
+    def __init__(self, path: str) -> None:
+        if path != "-":
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+                raise click.BadParameter(
+                    f"cannot write {path!r}: {folder!r} is not a writable folder",
+                    param_hint="'--out'",
+                )
+        self._path = path
+        self._file: IO[bytes] | None = None
+
+    def write(self, data: bytes) -> int:
+        if self._file is None:
+            self._file = click.open_file(self._path, "wb")
+        return self._file.write(data)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 @contextlib.contextmanager
@@ -280,6 +307,11 @@ def _cli_errors() -> Iterator[None]:
         yield
     except AsyncFetchError as exc:
         click.echo(f"asyncfetch: error: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        # Writing the output failed: a full disk, a folder that went away.
+        where = f" {exc.filename}" if exc.filename else ""
+        click.echo(f"asyncfetch: error: cannot write{where}: {exc.strerror or exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("asyncfetch: interrupted", err=True)

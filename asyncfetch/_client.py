@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 import weakref
 from collections.abc import AsyncGenerator
 from types import TracebackType
@@ -88,12 +89,23 @@ class IntercomClient:
     ) -> None:
         if not isinstance(token, str) or not token.strip():
             raise ValueError("token must be a non-empty string")
+        if not token.isprintable():
+            # Never echo it: the message must not leak the token.
+            raise ValueError("token must not contain control characters (a stray newline?)")
+        if intercom_version is not None and (
+            not isinstance(intercom_version, str) or not intercom_version.isprintable()
+        ):
+            raise ValueError(f"intercom_version must be printable text, got {intercom_version!r}")
         self._base_url = _check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         if retries is not None and not isinstance(retries, Retries):
             raise ValueError(f"retries must be an asyncfetch.Retries, got {retries!r}")
         _check_positive_int("concurrency", concurrency)
         _check_positive_number("rate", rate, unit="requests per second")
-        if not isinstance(per_page, int) or not 1 <= per_page <= MAX_PER_PAGE:
+        if (
+            isinstance(per_page, bool)
+            or not isinstance(per_page, int)
+            or not 1 <= per_page <= MAX_PER_PAGE
+        ):
             raise ValueError(
                 f"per_page must be an integer from 1 to {MAX_PER_PAGE}, got {per_page!r}"
             )
@@ -247,17 +259,27 @@ def _check_base_url(base_url: str, *, allow_insecure_http: bool) -> URL:
         url = None
     if url is None or url.scheme not in ("http", "https") or not url.host:
         raise ValueError(
-            f"base_url must be an http:// or https:// URL with a host, got {base_url!r}"
+            f"base_url must be an http:// or https:// URL with a host, got {_shown(base_url)!r}"
+        )
+    if url.user is not None or url.password is not None:
+        # Not shown: the part before "@" is often the token itself.
+        raise ValueError(
+            "base_url must not carry credentials before '@': pass the token as token=... (--token)"
         )
     if url.query_string or url.fragment:
-        raise ValueError(f"base_url must not carry a query or fragment, got {base_url!r}")
+        raise ValueError(f"base_url must not carry a query or fragment, got {_shown(base_url)!r}")
     if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
         raise ValueError(
-            f"base_url {base_url!r} is plain http:// to a non-loopback host, which would send "
-            "the token unencrypted: use https://, or allow it explicitly with "
+            f"base_url {_shown(base_url)!r} is plain http:// to a non-loopback host, which "
+            "would send the token unencrypted: use https://, or allow it explicitly with "
             "allow_insecure_http=True (--allow-insecure-http)"
         )
     return url
+
+
+def _shown(base_url: object) -> str:
+    """The URL for an error message, with anything before an "@" (a token?) masked."""
+    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)?[^/@]*@", r"\1***@", str(base_url))
 
 
 def _is_loopback(host: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
+from typing import Protocol
 
 import orjson
 
@@ -13,7 +13,15 @@ from ._engine import ListChanges, Page
 from ._intercom import Item
 from ._listing import Listing
 
-__all__ = ["ExportSummary", "export_jsonl"]
+__all__ = ["BinaryWriter", "ExportSummary", "export_jsonl"]
+
+
+class BinaryWriter(Protocol):
+    """Where an export writes: a binary file, or anything with these two methods."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +41,7 @@ class ExportSummary:
 
 async def export_jsonl(
     listing: Listing[Item],
-    out: IO[bytes],
+    out: BinaryWriter,
     *,
     on_page: Callable[[Page[Item]], None] | None = None,
 ) -> ExportSummary:

@@ -66,8 +66,15 @@ class IntercomList:
         return page
 
     async def follow(self, url: str, number: int) -> Page[Item]:
-        target = URL(url)
-        if target.origin() != self.url.origin():
+        try:
+            # A relative link is resolved against the list's own URL.
+            target = self.url.join(URL(url))
+            port = target.port
+        except ValueError:
+            raise ResponseFormatError(
+                f"pages.next is not a URL: {url!r}", url=str(self.url), page=number
+            ) from None
+        if (target.scheme, target.host, port) != (self.url.scheme, self.url.host, self.url.port):
             # The token travels with every request: never to another host.
             raise UnsafeURLError(
                 f"pages.next points to {target.origin()}, not to the configured "
@@ -75,6 +82,7 @@ class IntercomList:
                 url=str(self.url),
                 page=number,
             )
+        url = str(target)
         read = partial(read_page, items_key=self.items_key, number=number, url=url)
         return await self.transport.get(url, read=read, page=number)
 
@@ -120,6 +128,12 @@ def read_page(body: Any, *, items_key: str, number: int, url: str) -> Page[Item]
     pages = body.get("pages")
     if not isinstance(pages, dict):
         return Page(number=number, items=items, total_count=_int_or_none(body.get("total_count")))
+    served = pages.get("page")
+    if isinstance(served, int) and served != number:
+        # A server or proxy that ignores "page" would repeat page 1 forever.
+        raise ResponseFormatError(
+            f"asked for page {number}, got page {served}", url=url, page=number
+        )
     next_url = pages.get("next")
     return Page(
         number=number,

@@ -1,0 +1,128 @@
+"""Faults, rate limits and lists that move, through the bundled server over loopback.
+
+Every test here asserts what a user would check first: every record, once, in
+API order.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from asyncfetch import IntercomClient, PageLimitError, Retries
+from asyncfetch._faults import FaultConfig
+from asyncfetch._server import IntercomServer
+
+from .helpers import MakeServer, ids
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "reliability-token"
+
+
+def client_for(server: IntercomServer, **options: object) -> IntercomClient:
+    return IntercomClient(token=TOKEN, base_url=server.base_url, **options)  # type: ignore[arg-type]
+
+
+async def test_an_enforced_rate_limit_is_never_tripped(make_server: MakeServer) -> None:
+    # 10 requests per 1-second window, 40 pages: four windows' worth.
+    server = await make_server(users=400, rate_limit=10, rate_window_seconds=1)
+    expected = ids(server.workspace.users)
+    async with client_for(server, per_page=10, concurrency=8) as client:
+        got = [str(u["id"]) async for u in client.users()]
+    assert got == expected
+    assert server.stats.statuses[429] == 0
+    assert server.stats.requests == 40
+    assert client.stats.rate_limit_pauses >= 3
+
+
+async def test_chaos_500_pages_every_record_once_in_order(make_server: MakeServer) -> None:
+    faults = FaultConfig(
+        seed=7,
+        error_rate=0.03,
+        html_error_rate=0.02,
+        bad_body_rate=0.02,
+        throttle_rate=0.003,
+        throttle_burst=2,
+        reset_rate=0.02,
+        hang_rate=0.01,
+        jitter_ms=5,
+        slow_rate=0.02,
+        slow_ms=100,
+        max_consecutive_faults=3,
+    )
+    server = await make_server(
+        users=5000,
+        faults=faults,
+        rate_limit=400,
+        rate_window_seconds=1,
+        insert_users_every=150,
+    )
+    expected = ids(server.workspace.users)  # the list as it stood when the fetch began
+    client = client_for(
+        server, per_page=10, concurrency=16, timeout=0.5, retries=Retries(attempts=5)
+    )
+    async with client, client.users() as users:
+        got = [str(u["id"]) async for u in users]
+    assert got == expected
+    faults_seen = server.stats.faults
+    for kind in ("error", "html_error", "bad_body", "throttle", "reset", "hang", "slow"):
+        assert faults_seen[kind] > 0, kind
+    assert client.stats.retries > 30
+    assert users.changes.changed  # users were added meanwhile
+    # 429s come only from the injected bursts, never from the enforced limit.
+    assert server.stats.statuses[429] <= faults_seen["throttle"]
+
+
+async def test_a_list_growing_during_the_fetch_loses_and_repeats_nothing(
+    make_server: MakeServer,
+) -> None:
+    server = await make_server(users=300, insert_users_every=3, latency_ms=5)
+    expected = ids(server.workspace.users)
+    async with client_for(server, per_page=10, concurrency=8) as client:
+        listing = client.users()
+        got = [str(u["id"]) async for u in listing]
+    assert got == expected
+    changes = listing.changes
+    assert changes.changed
+    assert changes.first_total_count == 300
+    assert changes.last_total_count is not None
+    assert changes.last_total_count > 300
+    assert changes.duplicates_dropped > 0
+    assert changes.pages_added > 0
+    assert "the list changed during the fetch (total_count 300 -> " in changes.describe()
+
+
+async def test_keep_duplicates_keeps_the_repeats(make_server: MakeServer) -> None:
+    server = await make_server(users=300, insert_users_every=3, latency_ms=5)
+    expected = ids(server.workspace.users)
+    async with client_for(server, per_page=10, concurrency=8, keep_duplicates=True) as client:
+        got = [str(u["id"]) async for u in client.users()]
+    assert len(got) > len(set(got))
+    assert list(dict.fromkeys(got)) == expected
+
+
+async def test_past_the_record_cap_says_so_after_page_one(make_server: MakeServer) -> None:
+    server = await make_server(users=10_050)
+    async with client_for(server) as client:
+        with pytest.raises(PageLimitError) as info:
+            async for _ in client.users():
+                pass
+    assert server.stats.requests == 1
+    assert info.value.total_count == 10_050
+    assert "holds 10,050 records; Intercom's page-numbered listing stops at 10,000" in str(
+        info.value
+    )
+    assert "Scroll API" in str(info.value)
+
+
+async def test_the_servers_page_limit_answer_is_a_page_limit_error(
+    make_server: MakeServer,
+) -> None:
+    # A server whose cap is lower than the client's: the 400 itself is recognised.
+    server = await make_server(users=200, page_cap_records=50)
+    async with client_for(server, per_page=10, concurrency=2) as client:
+        got: list[str] = []
+        with pytest.raises(PageLimitError, match="page limit reached"):
+            async for user in client.users():
+                got.append(str(user["id"]))
+    assert got == ids(server.workspace.users)[:50]
