@@ -169,16 +169,54 @@ def contacts(**options: Any) -> None:
     default=None,
     help="Enforce this many requests per 10-second window (429 past it).",
 )
+@click.option(
+    "--rate-window",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Length of a rate-limit window in seconds.",
+)
 @click.option("--token", default=None, help="Accept only this token [default: any non-empty].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the synthetic data.")
+@click.option(
+    "--faults",
+    default="",
+    help="Injected faults, e.g. 'error_rate=0.05,reset_rate=0.01,seed=3' "
+    "(keys: see asyncfetch/_faults.py).",
+)
+@click.option(
+    "--insert-users-every",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Add a user at the front of the user lists after every N user pages.",
+)
 def serve(
-    host: str, port: int, users: int, latency_ms: float, rate_limit: int | None, token: str | None
+    host: str,
+    port: int,
+    users: int,
+    latency_ms: float,
+    rate_limit: int | None,
+    rate_window: int,
+    token: str | None,
+    seed: int,
+    faults: str,
+    insert_users_every: int | None,
 ) -> None:
     """Run the bundled Intercom-compatible server (test and benchmark stand-in)."""
+    from ._faults import FaultConfig
     from ._server import ServerConfig, run_server
 
     try:
+        fault_config = FaultConfig.parse(faults)
         config = ServerConfig(
-            users=users, latency_ms=latency_ms, rate_limit=rate_limit, token=token
+            users=users,
+            seed=seed,
+            latency_ms=latency_ms,
+            rate_limit=rate_limit,
+            rate_window_seconds=rate_window,
+            token=token,
+            faults=fault_config if fault_config.active else None,
+            insert_users_every=insert_users_every,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

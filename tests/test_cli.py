@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import orjson
 import pytest
+from aiohttp import web
 
 from asyncfetch._server import ServerConfig, ServerThread
 
-from .helpers import ids, users_with_tag
+from .helpers import RawServer, error_body, ids, page_body, users_with_tag
 
 TOKEN = "cli-secret-token-987"
 
@@ -140,3 +144,78 @@ def test_version_and_help() -> None:
     for option in ("--tag-id", "--segment-id", "--base-url", "--token", "--out", "--per-page",
                    "--concurrency", "--rate", "--timeout"):  # fmt: skip
         assert option in helped.stdout
+
+
+def test_failure_on_page_one_leaves_an_earlier_export_untouched(
+    server: ServerThread, tmp_path: Path
+) -> None:
+    out = tmp_path / "users.jsonl"
+    out.write_bytes(b'{"id": "from an earlier run"}\n')
+    result = run_cli(
+        "users", "--tag-id", "no-such-tag", "--base-url", server.base_url, "--token", TOKEN,
+        "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert out.read_bytes() == b'{"id": "from an earlier run"}\n'
+
+
+def test_unwritable_out_is_a_usage_error_before_any_request(
+    server: ServerThread, tmp_path: Path
+) -> None:
+    server.stats.reset()
+    result = run_cli(
+        "users", "--base-url", server.base_url, "--token", TOKEN,
+        "--out", str(tmp_path / "no-such-folder" / "users.jsonl"),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "is not a writable folder" in result.stderr
+    assert server.stats.requests == 0
+
+
+def test_ctrl_c_stops_cleanly_with_exit_130_and_whole_pages(tmp_path: Path) -> None:
+    out = tmp_path / "users.jsonl"
+    with ServerThread(ServerConfig(users=2000, latency_ms=100)) as slow:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "asyncfetch", "users", "--base-url", slow.base_url,
+             "--token", TOKEN, "--per-page", "10", "--concurrency", "2", "--out", str(out)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while (not out.exists() or out.stat().st_size == 0) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+        expected = ids(slow.workspace.users)
+    assert process.returncode == 130, stderr
+    assert "asyncfetch: interrupted" in stderr
+    assert "Traceback" not in stderr
+    lines = read_jsonl(out)  # every line whole JSON
+    assert 0 < len(lines) < 2000
+    assert len(lines) % 10 == 0  # whole pages only
+    assert ids(lines) == expected[: len(lines)]
+
+
+@pytest.mark.anyio
+async def test_persistent_failure_exits_1_and_keeps_the_pages_before_it(
+    raw_server: RawServer, tmp_path: Path
+) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        if request.query["page"] == "4":
+            return web.Response(status=503, body=error_body("service_unavailable", "down"))
+        return web.Response(body=page_body(request, total=9))
+
+    base = await raw_server(handler)
+    out = tmp_path / "users.jsonl"
+    result = await anyio.run_process(
+        [sys.executable, "-m", "asyncfetch", "users", "--base-url", base, "--token", TOKEN,
+         "--retries", "2", "--out", str(out)],
+        check=False,
+    )  # fmt: skip
+    stderr = result.stderr.decode()
+    assert result.returncode == 1
+    assert stderr.strip().splitlines() == [
+        f"asyncfetch: error: HTTP 503 service_unavailable: down "
+        f"(page 4, {base}/users?per_page=50&page=4, after 2 attempts)"
+    ]
+    assert ids(read_jsonl(out)) == [f"u{i}" for i in range(6)]  # pages 1-3, whole
