@@ -15,12 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
+
+from _common import bundled_server
 
 from asyncfetch import IntercomClient
 
@@ -28,32 +26,6 @@ USERS = 10_000  # the largest tag holds half of them: 5,000 users, 100 pages of 
 TAG_ID = "100003"
 LATENCY_MS = 50.0
 PAGES = 100
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "asyncfetch", "serve", "--port", str(port),
-         "--users", str(USERS), "--latency-ms", str(LATENCY_MS)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/tags", headers={"Authorization": "Bearer x"}
-            )
-            with urllib.request.urlopen(request, timeout=1):
-                return server
-        except OSError:
-            time.sleep(0.1)
-    server.kill()
-    raise RuntimeError("the bundled server did not start")
 
 
 async def fetch_seconds(base_url: str, concurrency: int) -> float:
@@ -81,13 +53,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 10, 16])
     args = parser.parse_args()
-    port = free_port()
-    server = start_server(port)
-    try:
-        times = asyncio.run(run(f"http://127.0.0.1:{port}", args.concurrency, args.repeat))
-    finally:
-        server.terminate()
-        server.wait()
+    with bundled_server("--users", str(USERS), "--latency-ms", str(LATENCY_MS)) as base_url:
+        times = asyncio.run(run(base_url, args.concurrency, args.repeat))
     sequential = statistics.median(times[1])
     print(f"{PAGES} pages, {LATENCY_MS:g} ms latency, median of {args.repeat}")
     print("| concurrency | median s | limit s | of limit | speedup vs sequential |")
