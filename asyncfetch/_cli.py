@@ -8,28 +8,26 @@ no traceback); 2 a usage error, reported before any request is sent;
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import sys
-from collections.abc import Callable, Iterator
-from typing import IO, Any, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
-import stamina.instrumentation
 
-from ._client import DEFAULT_BASE_URL, IntercomClient
-from ._config import Retries
-from ._exceptions import AsyncFetchError
-from ._export import BinaryWriter, ExportSummary, export_jsonl
-from ._intercom import Item
-from ._listing import Listing
-from ._progress import page_progress
+from ._cli_run import (
+    cli_errors,
+    companies_by,
+    company_users_by,
+    contacts_list,
+    run_fetch,
+    users_by,
+)
+from ._client import DEFAULT_BASE_URL
+from ._formats import FORMATS
 from ._version import __version__
 
 __all__ = ["cli", "main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-ListingFactory = Callable[[IntercomClient], Listing[Item]]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,7 +56,7 @@ def _fetch_options(command: F) -> F:
             "out_path",
             default="-",
             type=click.Path(dir_okay=False, allow_dash=True),
-            help="JSON Lines file to write, one item per line in API order; '-' is stdout.",
+            help="File to write, items in API order; '-' is stdout. Several lists: merged.",
         ),
         click.option(
             "--per-page",
@@ -111,6 +109,38 @@ def _fetch_options(command: F) -> F:
             is_flag=True,
             help="Allow plain http:// to a non-loopback host (sends the token unencrypted).",
         ),
+        click.option(
+            "--out-dir",
+            type=click.Path(file_okay=False),
+            default=None,
+            help="Write each list to its own file in this folder (made if missing).",
+        ),
+        click.option(
+            "--format",
+            "format_name",
+            type=click.Choice(FORMATS),
+            default="jsonl",
+            show_default=True,
+            help="jsonl: one object per line; json: one array; csv: the --fields.",
+        ),
+        click.option(
+            "--fields",
+            default=None,
+            help="CSV columns, dotted paths: id,email,custom_attributes.plan",
+        ),
+        click.option(
+            "--resume",
+            is_flag=True,
+            help="Continue an interrupted run from the checkpoint beside its output file.",
+        ),
+        click.option(
+            "--stats",
+            "stats_path",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Write the run's summary as JSON to this file.",
+        ),
+        click.option("-v", "--verbose", count=True, help="-v: retries and pauses; -vv: requests."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr."),
     ]
     for option in reversed(options):
@@ -119,25 +149,32 @@ def _fetch_options(command: F) -> F:
 
 
 @cli.command()
-@click.option("--tag-id", help="Only users carrying this tag.")
-@click.option("--segment-id", help="Only users in this segment.")
+@click.option("--tag-id", multiple=True, help="Users carrying this tag; repeat for several lists.")
+@click.option("--segment-id", multiple=True, help="Users in this segment; repeatable.")
 @_fetch_options
-def users(tag_id: str | None, segment_id: str | None, **options: Any) -> None:
+def users(tag_id: tuple[str, ...], segment_id: tuple[str, ...], **options: Any) -> None:
     """Users and leads, optionally by tag or by segment (not both)."""
-    if tag_id is not None and segment_id is not None:
+    if tag_id and segment_id:
         raise click.UsageError("--tag-id and --segment-id cannot be combined (the API refuses it)")
-    _run(lambda client: client.users(tag_id=tag_id, segment_id=segment_id), **options)
+    if tag_id or segment_id:
+        specs = [users_by("tag_id", value) for value in tag_id]
+        specs += [users_by("segment_id", value) for value in segment_id]
+    else:
+        specs = [users_by(None, None)]
+    run_fetch(specs, **options)
 
 
 @cli.command("company-users")
-@click.option("--id", "id_", help="Intercom's id of the company.")
-@click.option("--company-id", help="Your own company_id of the company.")
+@click.option("--id", "id_", multiple=True, help="Intercom's id of a company; repeatable.")
+@click.option("--company-id", multiple=True, help="Your own company_id of a company; repeatable.")
 @_fetch_options
-def company_users(id_: str | None, company_id: str | None, **options: Any) -> None:
-    """Users of one company, by --id or by --company-id (exactly one)."""
-    if (id_ is None) == (company_id is None):
-        raise click.UsageError("give exactly one of --id or --company-id")
-    _run(lambda client: client.company_users(id=id_, company_id=company_id), **options)
+def company_users(id_: tuple[str, ...], company_id: tuple[str, ...], **options: Any) -> None:
+    """Users of companies, by --id or by --company-id (each list its own)."""
+    if not id_ and not company_id:
+        raise click.UsageError("give --id or --company-id (each may be repeated)")
+    specs = [company_users_by("id", value) for value in id_]
+    specs += [company_users_by("company_id", value) for value in company_id]
+    run_fetch(specs, **options)
 
 
 @cli.command()
@@ -148,14 +185,14 @@ def companies(tag_id: str | None, segment_id: str | None, **options: Any) -> Non
     """Companies, optionally by tag or by segment (not both)."""
     if tag_id is not None and segment_id is not None:
         raise click.UsageError("--tag-id and --segment-id cannot be combined (the API refuses it)")
-    _run(lambda client: client.companies(tag_id=tag_id, segment_id=segment_id), **options)
+    run_fetch([companies_by(tag_id=tag_id, segment_id=segment_id)], **options)
 
 
 @cli.command()
 @_fetch_options
 def contacts(**options: Any) -> None:
     """Leads."""
-    _run(lambda client: client.contacts(), **options)
+    run_fetch([contacts_list()], **options)
 
 
 @cli.command()
@@ -238,122 +275,10 @@ def demo(out_path: str, users: int, latency_ms: float, concurrency: int) -> None
     """Fetch a tag's users from the bundled server, concurrently and then sequentially."""
     from ._demo import run_demo
 
-    with _cli_errors():
+    with cli_errors():
         asyncio.run(
             run_demo(out_path=out_path, users=users, latency_ms=latency_ms, concurrency=concurrency)
         )
-
-
-def _run(
-    make_listing: ListingFactory,
-    *,
-    base_url: str,
-    token: str | None,
-    out_path: str,
-    per_page: int,
-    concurrency: int,
-    rate: float | None,
-    timeout: float,
-    retries: int,
-    max_retry_wait: float,
-    keep_duplicates: bool,
-    allow_insecure_http: bool,
-    quiet: bool,
-) -> None:
-    if not token:
-        raise click.UsageError("no token: pass --token or set INTERCOM_ACCESS_TOKEN")
-    try:
-        # Every argument is checked here, before a file is opened or a request sent.
-        client = IntercomClient(
-            token=token,
-            base_url=base_url,
-            concurrency=concurrency,
-            rate=rate,
-            per_page=per_page,
-            timeout=timeout,
-            retries=Retries(attempts=retries, max_wait=max_retry_wait),
-            keep_duplicates=keep_duplicates,
-            allow_insecure_http=allow_insecure_http,
-        )
-        make_listing(client)  # validates the filters; the listing itself is discarded
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    show_progress = not quiet and sys.stderr.isatty()
-    out = _Output(out_path)
-    # Retries are counted and reported here; stamina's own log line per retry is noise.
-    stamina.instrumentation.set_on_retry_hooks([])
-    with _cli_errors(), contextlib.closing(out):
-        summary = asyncio.run(_fetch(client, make_listing, out, show_progress=show_progress))
-    if summary.changes.changed:
-        click.echo(f"asyncfetch: warning: {summary.changes.describe()}", err=True)
-    if not quiet:
-        stats = client.stats
-        click.echo(
-            f"{summary.items} items, {summary.pages} pages in {summary.seconds:.2f} s "
-            f"({stats.requests / summary.seconds if summary.seconds else 0:.0f} requests/s; "
-            f"{stats.requests} requests, {stats.retries} retries, "
-            f"{stats.statuses[429]} answered 429, {stats.rate_limit_pauses} rate-limit pauses)",
-            err=True,
-        )
-
-
-async def _fetch(
-    client: IntercomClient,
-    make_listing: ListingFactory,
-    out: BinaryWriter,
-    *,
-    show_progress: bool,
-) -> ExportSummary:
-    async with client:
-        with page_progress(enabled=show_progress) as on_page:
-            return await export_jsonl(make_listing(client), out, on_page=on_page)
-
-
-class _Output:
-    """The ``--out`` file, opened (and so emptied) only when page 1 has arrived:
-    a run that fails at once leaves an earlier export untouched."""
-
-    def __init__(self, path: str) -> None:
-        if path != "-":
-            folder = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-                raise click.BadParameter(
-                    f"cannot write {path!r}: {folder!r} is not a writable folder",
-                    param_hint="'--out'",
-                )
-        self._path = path
-        self._file: IO[bytes] | None = None
-
-    def write(self, data: bytes) -> int:
-        if self._file is None:
-            self._file = click.open_file(self._path, "wb")
-        return self._file.write(data)
-
-    def flush(self) -> None:
-        if self._file is not None:
-            self._file.flush()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-
-
-@contextlib.contextmanager
-def _cli_errors() -> Iterator[None]:
-    """Turn a failed fetch into one line on stderr and exit 1; Ctrl-C into exit 130."""
-    try:
-        yield
-    except AsyncFetchError as exc:
-        click.echo(f"asyncfetch: error: {exc}", err=True)
-        sys.exit(1)
-    except OSError as exc:
-        # Writing the output failed: a full disk, a folder that went away.
-        where = f" {exc.filename}" if exc.filename else ""
-        click.echo(f"asyncfetch: error: cannot write{where}: {exc.strerror or exc}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("asyncfetch: interrupted", err=True)
-        sys.exit(130)
 
 
 def main() -> None:

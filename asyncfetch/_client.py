@@ -243,8 +243,8 @@ class IntercomClient:
         changes = ListChanges()
         dedupe = paged and not self._keep_duplicates
 
-        def start() -> AsyncGenerator[Page[Item], None]:
-            pages = ordered_pages(source, window=window, changes=changes)
+        def start(first: int) -> AsyncGenerator[Page[Item], None]:
+            pages = ordered_pages(source, window=window, changes=changes, start=first)
             return drop_repeated_ids(pages, changes) if dedupe else pages
 
         listing = Listing(start, changes)

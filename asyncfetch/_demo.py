@@ -17,7 +17,7 @@ import click
 
 from ._client import IntercomClient
 from ._export import ExportSummary, export_jsonl
-from ._progress import page_progress
+from ._progress import progress_board
 from ._server import IntercomServer, ServerConfig
 
 __all__ = ["run_demo"]
@@ -47,7 +47,7 @@ async def run_demo(*, out_path: str, users: int, latency_ms: float, concurrency:
     )
     for name, limit, s in rows:
         click.echo(
-            f"{name:<12}{limit:>10}{s.pages:>8}{s.items:>8}{s.seconds:>10.2f}{s.requests_per_second:>12.0f}"
+            f"{name:<12}{limit:>10}{s.pages:>8}{s.items:>8}{s.seconds:>10.2f}{s.pages_per_second:>12.0f}"
         )
     click.echo("")
     click.echo(
@@ -65,6 +65,9 @@ async def _export(
     ) as client:
         with (
             open(path or os.devnull, "wb") as out,  # noqa: ASYNC230 - see export_jsonl
-            page_progress(enabled=progress and sys.stderr.isatty()) as on_page,
+            progress_board(
+                enabled=progress and sys.stderr.isatty(), stats=lambda: client.stats
+            ) as board,
         ):
+            on_page = board.track(f"users of tag {tag_id}")
             return await export_jsonl(client.users(tag_id=tag_id), out, on_page=on_page)

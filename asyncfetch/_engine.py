@@ -90,9 +90,17 @@ class ListChanges:
 
 
 async def ordered_pages(
-    source: PageSource[T], *, window: int, changes: ListChanges | None = None
+    source: PageSource[T],
+    *,
+    window: int,
+    changes: ListChanges | None = None,
+    start: int = 1,
 ) -> AsyncGenerator[Page[T], None]:
     """Yield every page of ``source`` in page order.
+
+    ``start`` is the first page to fetch (to resume a fetch that stopped after
+    page ``start - 1``); it is requested alone, and its ``total_pages`` says
+    how many follow.
 
     ``window`` bounds the pages the engine holds at once: requested but not
     answered, or answered but not yet taken by the consumer. Memory stays at
@@ -118,9 +126,11 @@ async def ordered_pages(
     """
     if window < 1:
         raise ValueError(f"window must be at least 1, got {window}")
+    if start < 1:
+        raise ValueError(f"start must be a page number of at least 1, got {start}")
     if changes is None:
         changes = ListChanges()
-    first = await source.fetch_page(1)
+    first = await source.fetch_page(start)
     changes.first_total_count = changes.last_total_count = first.total_count
     if first.total_pages is None:
         yield first
@@ -130,7 +140,7 @@ async def ordered_pages(
         return
 
     pending: deque[asyncio.Future[Page[T]]] = deque()
-    next_number = 2
+    next_number = start + 1
     last = first.total_pages
     previous_count = first.total_count
     refetched = 0  # the page number last fetched again, so none is fetched twice over

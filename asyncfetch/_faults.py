@@ -1,4 +1,4 @@
-"""Seeded fault injection for the bundled server's page-numbered lists.
+"""Seeded fault injection for the bundled server's page-numbered lists and scrolls.
 
 `FaultConfig` says how often each fault happens; `FaultInjector` decides, for
 one list request, which fault (if any) it gets.  This module only decides: the
@@ -16,6 +16,18 @@ burst depends on arrival order, as with a real rate limiter.  Set
 Liveness: no URL gets more than ``max_consecutive_faults`` faults in a row
 (burst 429s included), so a client that tries each page more often than that
 always finishes.
+
+Scrolls (``/users/scroll`` etc.) get faults too, but that bound does not make
+a long scroll finish: a 5xx (``error``, ``html_error``) ends the scroll, and a
+``bad_body`` cut from a real answer spends its single-use ``scroll_param``,
+so the client has to start again, and each restart walks fresh
+``scroll_param`` URLs.  One attempt over B batches survives with a chance of
+about ``(1 - error_rate - html_error_rate - bad_body_rate / 2) ** B``; keep
+those rates small for tests that scroll far.  A cut answer to a scroll
+*start* leaves an open scroll nobody can continue, so starts get
+``scroll_exists`` until it expires (``ServerConfig.scroll_expiry_seconds``).
+429s, resets, hangs and slow answers leave the scroll as it was: retrying
+the same request works.
 """
 
 from __future__ import annotations
@@ -85,7 +97,8 @@ class FaultConfig:
     """How often the bundled server misbehaves on list requests.
 
     Every rate is the probability, per list request (``/users``,
-    ``/companies``, ``/companies/{id}/users``, ``/contacts``, after
+    ``/companies``, ``/companies/{id}/users``, ``/contacts``, and the scrolls
+    ``/users/scroll``, ``/contacts/scroll``, ``/companies/scroll``, after
     authentication), of one fault kind; a request gets at most one kind, so the
     rates may add up to 1 at most.
 

@@ -49,13 +49,8 @@ class IntercomList:
             url, read=read, params={**self.params, "page": str(number)}, page=number
         )
         cap = self.record_cap
-        if (
-            number == 1
-            and cap is not None
-            and page.total_count is not None
-            and page.total_count > cap
-        ):
-            # Say so now rather than after fetching the pages that can be fetched.
+        if cap is not None and page.total_count is not None and page.total_count > cap:
+            # Said by the first page fetched, before any page that would fail.
             raise PageLimitError(
                 f"this list holds {page.total_count:,} records; Intercom's page-numbered listing "
                 f"stops at {cap:,}: narrow the filter, or list past the cap with the Scroll API",

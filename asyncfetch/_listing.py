@@ -40,7 +40,7 @@ class Listing(Generic[T]):
         return self._state
 
     def __init__(
-        self, start: Callable[[], AsyncGenerator[Page[T], None]], changes: ListChanges
+        self, start: Callable[[int], AsyncGenerator[Page[T], None]], changes: ListChanges
     ) -> None:
         self._start = start
         self.changes = changes
@@ -48,11 +48,12 @@ class Listing(Generic[T]):
         self._pages: AsyncGenerator[Page[T], None] | None = None
         self._items: AsyncGenerator[T, None] | None = None
 
-    def pages(self) -> AsyncGenerator[Page[T], None]:
-        """Iterate whole pages (``Page``), in page order."""
+    def pages(self, *, start: int = 1) -> AsyncGenerator[Page[T], None]:
+        """Iterate whole pages (``Page``), in page order, from page ``start`` (default 1:
+        a fetch that stopped after page N resumes with ``start=N + 1``)."""
         if self._pages is not None:
             raise RuntimeError("this listing is already being iterated; make a new one")
-        self._pages = _guarded(self._start(), self._state)
+        self._pages = _guarded(self._start(start), self._state)
         return self._pages
 
     def __aiter__(self) -> AsyncGenerator[T, None]:

@@ -7,10 +7,15 @@ authentication, the ``X-RateLimit-*`` headers with fixed 10-second windows
 (optionally enforced with 429), and the 10,000-record cap on page-numbered
 listing.  Bodies are joined from bytes the `Workspace` serialised once.
 
+Past the cap, ``/users/scroll``, ``/contacts/scroll`` and ``/companies/scroll``
+serve Intercom's Scroll API with its rules (one open scroll per collection,
+expiry, single-use ``scroll_param``, a 5xx ends the scroll); see
+`asyncfetch._scroll_server`.
+
 For testing clients against a misbehaving API it can also inject seeded
 faults into list requests (`FaultConfig`: 5xx, proxy HTML pages, bad bodies,
 429 bursts, resets, hangs, latency) and grow the user lists during a fetch
-(``insert_users_every``).
+(``insert_users_every``).  Faults hit scroll requests too.
 
 Three ways to run it:
 
@@ -49,6 +54,7 @@ from asyncfetch._faults import (
     FaultConfig,
     FaultInjector,
 )
+from asyncfetch._scroll_server import SCROLL_KINDS, ScrollError, ScrollRegistry
 from asyncfetch._workspace import MAX_USERS, ListKey, Workspace
 
 __all__ = [
@@ -113,13 +119,19 @@ class ServerConfig:
             10,000 records).
         clock: Returns the current UNIX time in seconds; drives the rate-limit
             windows.  Tests inject a fake clock to cross windows without sleeping.
-        faults: Seeded faults injected into list requests; None (or a config
-            with every rate 0) serves every request faithfully.
+        faults: Seeded faults injected into list and scroll requests; None
+            (or a config with every rate 0) serves every request faithfully.
+            A 5xx fault on a scroll request ends that scroll.
         insert_users_every: After every this many user-list pages served
-            (any ``user.list``: all users, by tag, segment or company), sign up
-            a new user at the front of the all-users and large-tag lists (see
-            `Workspace.insert_user`): later items shift one place, and
-            ``total_count`` grows.  None never does.
+            (any ``user.list``: all users, by tag, segment or company, and
+            ``/users/scroll`` batches), sign up a new user at the front of the
+            all-users and large-tag lists (see `Workspace.insert_user`): later
+            items shift one place, and ``total_count`` grows.  A scroll already
+            open does not see the newcomers.  None never does.
+        scroll_page_size: Objects per Scroll API batch, an int >= 1.
+        scroll_expiry_seconds: A scroll unused for this many seconds (on
+            ``clock``) expires: its ``scroll_param`` gives 404 and it no longer
+            blocks a new scroll.  A finite number > 0 (Intercom: one minute).
     """
 
     users: int = 1000
@@ -132,6 +144,8 @@ class ServerConfig:
     rate_window_seconds: int = RATE_WINDOW_SECONDS
     faults: FaultConfig | None = None
     insert_users_every: int | None = None
+    scroll_page_size: int = 100
+    scroll_expiry_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if not _is_int(self.users) or not 0 <= self.users <= MAX_USERS:
@@ -177,6 +191,16 @@ class ServerConfig:
             raise ValueError(
                 f"insert_users_every must be None (never) or an int >= 1 pages, got {every!r}"
             )
+        if not (_is_int(self.scroll_page_size) and self.scroll_page_size >= 1):
+            raise ValueError(f"scroll_page_size must be an int >= 1, got {self.scroll_page_size!r}")
+        expiry = self.scroll_expiry_seconds
+        if not (
+            isinstance(expiry, int | float)
+            and not isinstance(expiry, bool)
+            and math.isfinite(expiry)
+            and expiry > 0
+        ):
+            raise ValueError(f"scroll_expiry_seconds must be a finite number > 0, got {expiry!r}")
 
 
 @dataclass
@@ -191,6 +215,9 @@ class ServerStats:
             client went away has no status.
         pages: ``(path, page)`` of every request in order of arrival; ``page``
             is 1 when absent and 0 when it is not a plain number (such as "x" or "-1").
+            For a scroll request it is the batch asked for: 1 to start, n + 1
+            with the ``scroll_param`` of batch n, 0 for a ``scroll_param``
+            unknown, spent or expired on arrival.
         faults: Injected faults by kind (``"error"``, ``"html_error"``,
             ``"bad_body"``, ``"throttle"``, ``"reset"``, ``"hang"``, ``"slow"``).
     """
@@ -341,6 +368,14 @@ class IntercomServer:
             else None
         )
         self._user_pages_served = 0
+        self._scrolls = ScrollRegistry(
+            self.workspace,
+            page_size=config.scroll_page_size,
+            expiry_seconds=config.scroll_expiry_seconds,
+            clock=config.clock,
+            seed=config.seed,
+            on_batch=self._scroll_batch_served,
+        )
         # A closure rather than lru_cache on a method (which would pin self in
         # a class-level cache): cached page items live and die with the server.
         self._page_items: Callable[[ListKey, int, int], bytes] = functools.lru_cache(
@@ -349,7 +384,7 @@ class IntercomServer:
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         self.app = web.Application(middlewares=[self._count_middleware, self._api_middleware])
-        # The paged lists, the only routes that get faults.
+        # The paged lists and the scrolls, the only routes that get faults.
         self._list_resources: set[web.AbstractResource | None] = set()
         for path, handler in (
             ("/users", self._users),
@@ -358,6 +393,13 @@ class IntercomServer:
             ("/contacts", self._contacts),
         ):
             self._list_resources.add(self.app.router.add_get(path, handler).resource)
+        self._scroll_kinds: dict[web.AbstractResource | None, str] = {}
+        for kind in SCROLL_KINDS:
+            route = self.app.router.add_get(
+                f"/{kind}/scroll", functools.partial(self._scroll, kind)
+            )
+            self._scroll_kinds[route.resource] = kind
+        self._list_resources.update(self._scroll_kinds)
         for name in ("tags", "segments", "admins"):
             self.app.router.add_get(f"/{name}", functools.partial(self._small_list, name))
 
@@ -423,7 +465,13 @@ class IntercomServer:
         stats.requests += 1
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
-        stats.pages.append((request.path, _page_for_stats(request.query)))
+        kind = self._scroll_kinds.get(request.match_info.route.resource)
+        page = (
+            _page_for_stats(request.query)
+            if kind is None
+            else self._scrolls.batch_number(kind, request.query.get("scroll_param"))
+        )
+        stats.pages.append((request.path, page))
         # try/finally: a handler cancelled by a client disconnect (or by
         # shutdown) still leaves in_flight.
         try:
@@ -480,6 +528,11 @@ class IntercomServer:
         fault = self._faults.decide(request.path_qs)
         if fault.kind is not None:
             self.stats.faults[fault.kind] += 1
+        if fault.kind in ("error", "html_error"):
+            kind = self._scroll_kinds.get(request.match_info.route.resource)
+            if kind is not None:
+                # A 500 during a scroll means starting again (Intercom).
+                self._scrolls.abandon(kind, request.query.get("scroll_param"))
         if fault.delay_s:
             await asyncio.sleep(fault.delay_s)
         response: web.StreamResponse
@@ -571,6 +624,19 @@ class IntercomServer:
 
     async def _contacts(self, request: web.Request) -> web.Response:
         return self._paged(request, ListKey("contacts"))
+
+    async def _scroll(self, kind: str, request: web.Request) -> web.Response:
+        """``/{kind}/scroll``: one batch of Intercom's Scroll API (see `ScrollRegistry`)."""
+        try:
+            body = self._scrolls.serve(kind, request.query)
+        except ScrollError as err:
+            raise _ApiError(err.status, err.code, err.message) from None
+        return _json_response(body)
+
+    def _scroll_batch_served(self, kind: str) -> None:
+        # Scroll batches of users are user-list pages for insert_users_every.
+        if self.config.insert_users_every is not None and kind == "users":
+            self._count_user_page(self.config.insert_users_every)
 
     async def _small_list(self, name: str, request: web.Request) -> web.Response:
         body = self.workspace.small_list_body(name)

@@ -83,7 +83,7 @@ def test_stdout_and_environment_variables(server: ServerThread) -> None:
             ["users", "--tag-id", "1", "--segment-id", "2"],
             "--tag-id and --segment-id cannot be combined",
         ),
-        (["company-users"], "give exactly one of --id or --company-id"),
+        (["company-users"], "give --id or --company-id (each may be repeated)"),
         (["users", "--per-page", "61"], "61 is not in the range 1<=x<=60"),
         (["users", "--concurrency", "0"], "0 is not in the range x>=1"),
         (["users", "--rate", "0"], "0.0 is not in the range x>0"),
