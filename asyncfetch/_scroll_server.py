@@ -7,13 +7,14 @@ routes ``/users/scroll``, ``/contacts/scroll`` and ``/companies/scroll`` to it
 and handles authentication, rate limits, faults and stats as for every other
 endpoint.
 
-The rules, as Intercom states them and as this server enforces them:
+The rules this server enforces: Intercom's, and where its documentation is
+silent, choices marked (choice) that keep a client honest:
 
 * ``GET /{kind}/scroll`` (no ``scroll_param``) starts a scroll over every
   object of the collection ``kind`` (users, contacts or companies).  It has
   no filters: ``tag_id``, ``segment_id``, ``company_id``, ``type``,
   ``created_since``, ``email`` or ``user_id`` give 400 ``parameter_invalid``.
-  Other parameters (``per_page``, ``page``, ``sort`` ...) are ignored.
+  Other parameters (``per_page``, ``page``, ``sort`` ...) are ignored (choice).
 * Each answer is ``{"type": "user.list", "users": [...], "scroll_param": P}``
   (``contact.list``/``contacts``, ``company.list``/``companies``) with the next
   batch of up to ``page_size`` objects, in the order of the page-numbered
@@ -24,8 +25,8 @@ The rules, as Intercom states them and as this server enforces them:
   scroll of the same collection is open gives 400 ``scroll_exists``.  Scrolls
   of different collections do not block each other.  (Intercom says one per
   workspace; whether users and companies share the slot is not documented,
-  so this server takes the lenient reading.)
-* A scroll unused for ``expiry_seconds`` (measured on the server's clock from
+  so this server takes the lenient reading: choice.)
+* A scroll unused for ``expiry_seconds`` or more (measured on the server's clock from
   its last answered batch) expires: its ``scroll_param`` gives 404
   ``not_found``, and it no longer blocks a new start.  Serving the empty
   batch ends a scroll at once, freeing the slot.
@@ -33,7 +34,7 @@ The rules, as Intercom states them and as this server enforces them:
   scroll's current ``scroll_param`` ends that scroll, as a 500 does at
   Intercom ("start again"): that ``scroll_param`` then gives 404 and a new
   start is allowed.  `IntercomServer` calls `ScrollRegistry.abandon` for it.
-* Every ``scroll_param`` is single use: each answer carries a fresh one, and
+* (choice) Every ``scroll_param`` is single use: each answer carries a fresh one, and
   only the latest one continues the scroll.  Sending one the open scroll has
   already spent (retrying a request whose answer was lost, or cut short by a
   ``bad_body`` fault) gives 404 and ends that scroll, so the client starts
@@ -45,7 +46,7 @@ The rules, as Intercom states them and as this server enforces them:
 
 Snapshot consistency: a scroll walks the collection's list as it was when the
 scroll started.  `Workspace.insert_user` replaces that list's tuple instead
-of changing it, so the scroll keeps the old tuple and stable positions in it:
+of changing it in place, so the scroll keeps the old tuple and stable positions in it:
 every user of the snapshot is yielded exactly once, and users signed up
 during the scroll (``ServerConfig.insert_users_every``) do not appear in it
 (the next scroll sees them).

@@ -210,13 +210,11 @@ async def test_ordered_merge_properties(
         failed = True
     finally:
         await pages.aclose()
-    expected_end = total
-    if source.fail_on is not None:
-        expected_end = source.fail_on - 1
-    if stop_after is not None:
-        expected_end = min(expected_end, max(stop_after, 1))
+    wanted = total if stop_after is None else min(total, max(stop_after, 1))
+    fails = source.fail_on is not None and source.fail_on <= wanted
+    expected_end = source.fail_on - 1 if fails and source.fail_on is not None else wanted
     assert seen == list(range(1, expected_end + 1))
-    assert failed == (source.fail_on is not None and expected_end == source.fail_on - 1)
+    assert failed == fails
     assert source.max_outstanding <= window + 1  # the window plus page 1, asked for alone
     assert len(set(source.requested)) == len(source.requested)  # no page requested twice
     assert source.running == 0
