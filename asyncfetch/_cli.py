@@ -151,16 +151,23 @@ def _fetch_options(command: F) -> F:
 @cli.command()
 @click.option("--tag-id", multiple=True, help="Users carrying this tag; repeat for several lists.")
 @click.option("--segment-id", multiple=True, help="Users in this segment; repeatable.")
+@click.option(
+    "--scroll",
+    is_flag=True,
+    help="Use the Scroll API (done anyway past the 10,000-record cap of page listing).",
+)
 @_fetch_options
-def users(tag_id: tuple[str, ...], segment_id: tuple[str, ...], **options: Any) -> None:
+def users(
+    tag_id: tuple[str, ...], segment_id: tuple[str, ...], scroll: bool, **options: Any
+) -> None:
     """Users and leads, optionally by tag or by segment (not both)."""
     if tag_id and segment_id:
         raise click.UsageError("--tag-id and --segment-id cannot be combined (the API refuses it)")
     if tag_id or segment_id:
-        specs = [users_by("tag_id", value) for value in tag_id]
-        specs += [users_by("segment_id", value) for value in segment_id]
+        specs = [users_by("tag_id", value, scroll=scroll) for value in tag_id]
+        specs += [users_by("segment_id", value, scroll=scroll) for value in segment_id]
     else:
-        specs = [users_by(None, None)]
+        specs = [users_by(None, None, scroll=scroll)]
     run_fetch(specs, **options)
 
 

@@ -39,15 +39,21 @@ __all__ = [
 _EXTENSIONS = {"jsonl": ".jsonl", "json": ".json", "csv": ".csv"}
 
 
-def users_by(filter_name: str | None, value: str | None) -> ListSpec:
+def users_by(filter_name: str | None, value: str | None, *, scroll: bool) -> ListSpec:
+    """``asyncfetch users``: all of them, or a tag's (``tag_id``) or a segment's."""
+    always = True if scroll else None
     if filter_name is None or value is None:
-        return ListSpec("users", "users", lambda c: c.users(), {"list": "users"})
+        return ListSpec(
+            "users", "users", lambda c: c.users(scroll=always), {"list": "users", "scroll": scroll}
+        )
     label = filter_name.removesuffix("_id")
+    tag_id = value if filter_name == "tag_id" else None
+    segment_id = value if filter_name == "segment_id" else None
     return ListSpec(
         f"users {label} {value}",
         _slug(f"users-{label}-{value}"),
-        lambda c: c.users(**{filter_name: value}),
-        {"list": "users", filter_name: value},
+        lambda c: c.users(tag_id=tag_id, segment_id=segment_id, scroll=always),
+        {"list": "users", filter_name: value, "scroll": scroll},
     )
 
 
@@ -55,7 +61,9 @@ def company_users_by(filter_name: str, value: str) -> ListSpec:
     return ListSpec(
         f"company {value} users",
         _slug(f"company-users-{filter_name.replace('_', '-')}-{value}"),
-        lambda c: c.company_users(**{filter_name: value}),
+        lambda c: (
+            c.company_users(id=value) if filter_name == "id" else c.company_users(company_id=value)
+        ),
         {"list": "company_users", filter_name: value},
     )
 

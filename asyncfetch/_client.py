@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import re
 import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from types import TracebackType
 from typing import Final
 from urllib.parse import quote
@@ -16,12 +18,16 @@ from yarl import URL
 
 from ._config import Retries
 from ._engine import ListChanges, Page, ordered_pages
+from ._exceptions import PageLimitError
 from ._http import FetchStats, Transport
 from ._intercom import RECORD_CAP, IntercomList, Item, drop_repeated_ids
 from ._listing import Listing, ListingState
+from ._scroll import Scroll, carries
 from ._version import __version__
 
 __all__ = ["DEFAULT_BASE_URL", "IntercomClient"]
+
+logger = logging.getLogger("asyncfetch")
 
 DEFAULT_BASE_URL: Final = "https://api.intercom.io"
 MAX_PER_PAGE: Final = 60
@@ -171,17 +177,27 @@ class IntercomClient:
     # The lists. Each returns a Listing; nothing is sent until it is iterated.
 
     def users(
-        self, *, tag_id: str | int | None = None, segment_id: str | int | None = None
+        self,
+        *,
+        tag_id: str | int | None = None,
+        segment_id: str | int | None = None,
+        scroll: bool | None = None,
     ) -> Listing[Item]:
         """Users and leads (``GET /users``), optionally those carrying a tag or in a segment.
 
         ``tag_id`` and ``segment_id`` cannot be combined (the API refuses it).
+
+        ``scroll``: page-numbered listing stops at 10,000 records. By default
+        (``None``) a longer list is walked with the Scroll API instead (all
+        users, the tag's or segment's picked out locally); ``True`` always
+        scrolls, ``False`` raises ``PageLimitError`` instead.
         """
         if tag_id is not None and segment_id is not None:
             raise ValueError(
                 "pass tag_id or segment_id, not both: the Intercom API cannot combine them"
             )
-        return self._list(("users",), "users", _filters(tag_id=tag_id, segment_id=segment_id))
+        filters = _filters(tag_id=tag_id, segment_id=segment_id)
+        return self._list(("users",), "users", filters, scroll=scroll, keep=_keeper(filters))
 
     def company_users(
         self, *, id: str | int | None = None, company_id: str | int | None = None
@@ -195,9 +211,13 @@ class IntercomClient:
                 "pass exactly one of id (Intercom's company id) or company_id (your own)"
             )
         if id is not None:
-            return self._list(("companies", _check_id("id", id), "users"), "users", {})
+            company = _check_id("id", id)
+            keep = carries("companies", "id", company)
+            return self._list(("companies", company, "users"), "users", {}, keep=keep, over="users")
+        filters = _filters(company_id=company_id)
+        keep = carries("companies", "company_id", filters["company_id"])
         return self._list(
-            ("companies",), "users", {**_filters(company_id=company_id), "type": "user"}
+            ("companies",), "users", {**filters, "type": "user"}, keep=keep, over="users"
         )
 
     def companies(
@@ -208,9 +228,8 @@ class IntercomClient:
             raise ValueError(
                 "pass tag_id or segment_id, not both: the Intercom API cannot combine them"
             )
-        return self._list(
-            ("companies",), "companies", _filters(tag_id=tag_id, segment_id=segment_id)
-        )
+        filters = _filters(tag_id=tag_id, segment_id=segment_id)
+        return self._list(("companies",), "companies", filters, keep=_keeper(filters))
 
     def contacts(self) -> Listing[Item]:
         """Leads (``GET /contacts``)."""
@@ -229,8 +248,20 @@ class IntercomClient:
         return self._list(("admins",), "admins", {}, paged=False)
 
     def _list(
-        self, path: tuple[str, ...], items_key: str, filters: dict[str, str], *, paged: bool = True
+        self,
+        path: tuple[str, ...],
+        items_key: str,
+        filters: dict[str, str],
+        *,
+        paged: bool = True,
+        scroll: bool | None = None,
+        over: str | None = None,
+        keep: Callable[[Item], bool] | None = None,
     ) -> Listing[Item]:
+        """A listing of ``path``; past the record cap (or with ``scroll=True``) a
+        scroll over the collection ``over`` (default: ``path[0]``), kept to ``keep``."""
+        if scroll not in (None, True, False):
+            raise ValueError(f"scroll must be None (past the cap), True or False, got {scroll!r}")
         source = IntercomList(
             transport=self._transport,
             # Each segment is quoted whole, so an id can never add a path segment.
@@ -243,13 +274,57 @@ class IntercomClient:
         changes = ListChanges()
         dedupe = paged and not self._keep_duplicates
 
+        collection = over or path[0]
+        scroller = Scroll(
+            transport=self._transport,
+            url=self._base_url.joinpath(collection, "scroll"),
+            items_key=collection,
+            keep=keep,
+        )
+
         def start(first: int) -> AsyncGenerator[Page[Item], None]:
+            if paged and scroll:
+                return scroller.pages(start=first)
             pages = ordered_pages(source, window=window, changes=changes, start=first)
-            return drop_repeated_ids(pages, changes) if dedupe else pages
+            if dedupe:
+                pages = drop_repeated_ids(pages, changes)
+            if paged and scroll is None:
+                return _scroll_past_cap(pages, lambda: scroller.pages(start=first))
+            return pages
 
         listing = Listing(start, changes)
         self._open.add(listing.state)
         return listing
+
+
+async def _scroll_past_cap(
+    pages: AsyncGenerator[Page[Item], None],
+    scroll: Callable[[], AsyncGenerator[Page[Item], None]],
+) -> AsyncGenerator[Page[Item], None]:
+    """The pages, or, when the first one says the list is past the cap, a scroll."""
+    async with aclosing(pages):
+        try:
+            first = await anext(pages)
+        except StopAsyncIteration:
+            return
+        except PageLimitError as exc:
+            logger.info("%s: scrolling instead", exc)
+            async with aclosing(scroll()) as scrolled:
+                async for page in scrolled:
+                    yield page
+            return
+        yield first
+        async for page in pages:
+            yield page
+
+
+def _keeper(filters: dict[str, str]) -> Callable[[Item], bool] | None:
+    """The local filter a scroll needs to stand in for ``tag_id`` or ``segment_id``."""
+    if "tag_id" in filters:
+        return carries("tags", "id", filters["tag_id"])
+    if "segment_id" in filters:
+        return carries("segments", "id", filters["segment_id"])
+    return None
 
 
 def _check_base_url(base_url: str, *, allow_insecure_http: bool) -> URL:

@@ -6,13 +6,15 @@ API order.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from asyncfetch import IntercomClient, PageLimitError, Retries
 from asyncfetch._faults import FaultConfig
 from asyncfetch._server import IntercomServer
 
-from .helpers import MakeServer, ids
+from .helpers import MakeServer, ids, users_with_tag
 
 pytestmark = pytest.mark.anyio
 
@@ -101,11 +103,13 @@ async def test_keep_duplicates_keeps_the_repeats(make_server: MakeServer) -> Non
     assert list(dict.fromkeys(got)) == expected
 
 
-async def test_past_the_record_cap_says_so_after_page_one(make_server: MakeServer) -> None:
+async def test_past_the_record_cap_without_scroll_says_so_after_page_one(
+    make_server: MakeServer,
+) -> None:
     server = await make_server(users=10_050)
     async with client_for(server) as client:
         with pytest.raises(PageLimitError) as info:
-            async for _ in client.users():
+            async for _ in client.users(scroll=False):
                 pass
     assert server.stats.requests == 1
     assert info.value.total_count == 10_050
@@ -123,6 +127,47 @@ async def test_the_servers_page_limit_answer_is_a_page_limit_error(
     async with client_for(server, per_page=10, concurrency=2) as client:
         got: list[str] = []
         with pytest.raises(PageLimitError, match="page limit reached"):
-            async for user in client.users():
+            async for user in client.users(scroll=False):
                 got.append(str(user["id"]))
     assert got == ids(server.workspace.users)[:50]
+
+
+async def test_a_tag_past_the_cap_is_scrolled_and_filtered_locally(
+    make_server: MakeServer,
+) -> None:
+    server = await make_server(users=24_000)
+    ws = server.workspace
+    expected = ids(users_with_tag(ws, ws.largest_tag_id))
+    assert len(expected) == 12_000
+    async with client_for(server) as client:
+        got = [str(u["id"]) async for u in client.users(tag_id=ws.largest_tag_id)]
+    assert got == expected
+    paths = Counter(path for path, _ in server.stats.pages)
+    assert paths == {"/users": 1, "/users/scroll": 24_000 // 100 + 1}
+
+
+async def test_scroll_on_request_and_for_company_users(make_server: MakeServer) -> None:
+    server = await make_server(users=450)
+    ws = server.workspace
+    company = ws.companies[0]
+    async with client_for(server) as client:
+        everyone = [str(u["id"]) async for u in client.users(scroll=True)]
+        of_company = [str(u["id"]) async for u in client.company_users(id=company["id"])]
+    assert everyone == ids(ws.users)
+    members = [
+        u for u in ws.users if any(c["id"] == company["id"] for c in u["companies"]["companies"])
+    ]
+    assert of_company == ids(members)
+    assert ("/users/scroll", 1) in server.stats.pages
+
+
+async def test_a_scroll_broken_by_faults_starts_again_and_loses_nothing(
+    make_server: MakeServer,
+) -> None:
+    faults = FaultConfig(seed=3, error_rate=0.04, reset_rate=0.02, max_consecutive_faults=2)
+    server = await make_server(users=2000, faults=faults)
+    async with client_for(server, retries=Retries(attempts=4)) as client:
+        got = [str(u["id"]) async for u in client.users(scroll=True)]
+    assert got == ids(server.workspace.users)
+    starts = [n for path, n in server.stats.pages if path == "/users/scroll" and n == 1]
+    assert len(starts) > 1  # the scroll broke off and started again

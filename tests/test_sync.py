@@ -261,3 +261,19 @@ def test_verbose_logging_never_shows_the_token(slow: ServerThread, tmp_path: Pat
     assert result.returncode == 0, result.stderr
     assert "GET " in result.stderr
     assert TOKEN not in result.stderr
+
+
+def test_a_12000_user_tag_comes_whole_through_the_scroll_fallback(tmp_path: Path) -> None:
+    with ServerThread(ServerConfig(users=24_000)) as big:
+        ws = big.workspace
+        tag = ws.largest_tag_id
+        out = tmp_path / "tag.jsonl"
+        result = run(big, "users", "--tag-id", tag, "--out", str(out), "-v")
+        expected = ids(users_with_tag(ws, tag))
+        scrolls = sum(1 for path, _ in big.stats.pages if path == "/users/scroll")
+    assert result.returncode == 0, result.stderr
+    assert "scrolling instead" in result.stderr
+    got = ids(orjson.loads(line) for line in out.read_bytes().splitlines())
+    assert len(got) == 12_000
+    assert got == expected
+    assert scrolls == 241
