@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test check bench serve clean
+.PHONY: demo test check bench bench-quick serve clean
 
 # The stamp files re-run the install when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -30,8 +30,17 @@ check: $(VENV)/.installed-dev
 test: check
 	$(BIN)/python -m pytest
 
-bench: $(VENV)/.installed
-	$(BIN)/python benchmarks/latency.py
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+# Every scenario against its baselines and limits; results in benchmarks/results/.
+bench: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/run.py
+
+# The same in under a minute; results in benchmarks/results/quick/.
+bench-quick: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/run.py --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

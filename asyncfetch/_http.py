@@ -14,6 +14,7 @@ tries the place is given back, so a request waiting to retry blocks no other.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 import time
@@ -23,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
-import anyio
 import orjson
 import stamina
 from aiolimiter import AsyncLimiter
@@ -116,7 +116,7 @@ class Transport:
 
     def _open_state(self) -> None:
         # Made anew on each open: each binds to the event loop it first runs in.
-        self._gate = anyio.Semaphore(self._concurrency)
+        self._gate = asyncio.Semaphore(self._concurrency)
         self._limiter = _limiter_for(self._rate)
         self._budget = RateBudget(clock=self._clock)
 
@@ -129,9 +129,10 @@ class Transport:
         self._session = aiohttp.ClientSession(
             headers=self._headers,
             connector=connector,
-            # The per-try deadline is ours (see _try): aiohttp's "total" would
-            # also count the time spent queueing for a connection.
-            timeout=aiohttp.ClientTimeout(total=None),
+            # "total" covers connecting, sending and reading the whole body. It
+            # would also count waiting for a pooled connection, but none waits:
+            # the gate lets no more requests in than the pool has connections.
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
         )
         # aiohttp quietly resends a GET once when a pooled connection turns out
         # dead; our retries own that decision, and count every try.
@@ -156,8 +157,16 @@ class Transport:
         was expected; that is retried like a 5xx. ``page`` labels errors.
         After the last try, its error is raised with ``attempts`` set.
         """
+        # The first try runs bare: building the retry machinery for every
+        # request would cost more CPU than parsing a page.
+        try:
+            return read(await self._try(url, params, page))
+        except AsyncFetchError as exc:
+            if self._retries.attempts == 1 or _retry_hint(exc) is False:
+                raise
+            first_failure: AsyncFetchError | None = exc
         retries = self._retries
-        tries = 0
+        tries = 1
         try:
             async for attempt in stamina.retry_context(
                 on=_retry_hint,
@@ -169,8 +178,12 @@ class Transport:
             ):
                 with attempt:
                     tries = attempt.num
-                    if tries > 1:
-                        self._stats.retries += 1
+                    if first_failure is not None:
+                        # stamina's attempt 1 is the try already made: hand it its
+                        # error, so that backoff and the attempt count start right.
+                        failure, first_failure = first_failure, None
+                        raise failure
+                    self._stats.retries += 1
                     return read(await self._try(url, params, page))
         except AsyncFetchError as exc:
             exc.attempts = tries
@@ -188,12 +201,11 @@ class Transport:
             self._stats.requests += 1
             started = time.perf_counter()
             try:
-                with anyio.fail_after(self._timeout):
-                    async with session.get(url, params=params, allow_redirects=False) as response:
-                        body = await response.read()
-                        status = response.status
-                        headers = response.headers
-                        shown_url = str(response.url)
+                async with session.get(url, params=params, allow_redirects=False) as response:
+                    body = await response.read()
+                    status = response.status
+                    headers = response.headers
+                    answered_url = response.url
             except BaseException as exc:
                 self._budget.forget(sequence)
                 if isinstance(exc, TimeoutError):
@@ -215,10 +227,10 @@ class Transport:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "GET %s page=%s -> %d, %d bytes, %.0f ms",
-                shown_url, page, status, len(body), (time.perf_counter() - started) * 1000,
+                answered_url, page, status, len(body), (time.perf_counter() - started) * 1000,
             )  # fmt: skip
         if status >= 300:
-            error = _api_error(status, body, headers, url=shown_url, page=page)
+            error = _api_error(status, body, headers, url=str(answered_url), page=page)
             if isinstance(error, RateLimitError):
                 # Pause every request, once, until the server says the budget is back.
                 self._budget.throttled(sequence, error.retry_after)
@@ -228,7 +240,7 @@ class Transport:
         except orjson.JSONDecodeError:
             raise ResponseFormatError(
                 f"HTTP {status} response body is not JSON: {_snippet(body)}",
-                url=shown_url,
+                url=str(answered_url),
                 page=page,
             ) from None
 
