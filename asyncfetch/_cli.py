@@ -211,7 +211,7 @@ def contacts(**options: Any) -> None:
     "--rate-limit",
     type=click.IntRange(min=1),
     default=None,
-    help="Enforce this many requests per 10-second window (429 past it).",
+    help="Enforce this many requests per --rate-window (429 past it).",
 )
 @click.option(
     "--rate-window",

@@ -144,7 +144,13 @@ def run_fetch(
         )
     for path in set(paths):
         _check_writable(path)
-    extra = {"base_url": base_url, "per_page": per_page, "format": format_name, "fields": fields}
+    extra = {
+        "base_url": base_url,
+        "per_page": per_page,
+        "format": format_name,
+        "fields": fields,
+        "keep_duplicates": keep_duplicates,
+    }
     try:
         targets = plan_targets(specs, paths, extra, resume=resume)
     except (CheckpointMismatch, ValueError) as exc:

@@ -81,12 +81,17 @@ class ListChanges:
 
     def describe(self) -> str:
         """One line for a person: what changed and what was done about it."""
-        return (
+        line = (
             f"the list changed during the fetch (total_count {self.first_total_count} -> "
             f"{self.last_total_count}): fetched {self.pages_added} page(s) that appeared, "
             f"re-fetched {self.pages_refetched} page(s), dropped "
             f"{self.duplicates_dropped} duplicate record(s)"
         )
+        first, last = self.first_total_count, self.last_total_count
+        if first is not None and last is not None and last < first:
+            # Records removed mid-fetch pull later ones onto pages already read.
+            line += "; records were removed meanwhile, so some may have been missed"
+        return line
 
 
 async def ordered_pages(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -119,6 +120,8 @@ class Transport:
         self._gate = asyncio.Semaphore(self._concurrency)
         self._limiter = _limiter_for(self._rate)
         self._budget = RateBudget(clock=self._clock)
+        # Intercom allows one scroll open per workspace: this client's take turns.
+        self.scroll_lock = asyncio.Lock()
 
     async def open(self) -> None:
         if self._session is not None:
@@ -162,14 +165,14 @@ class Transport:
         try:
             return read(await self._try(url, params, page))
         except AsyncFetchError as exc:
-            if self._retries.attempts == 1 or _retry_hint(exc) is False:
+            if self._retries.attempts == 1 or self._retry_hint(exc) is False:
                 raise
             first_failure: AsyncFetchError | None = exc
         retries = self._retries
         tries = 1
         try:
             async for attempt in stamina.retry_context(
-                on=_retry_hint,
+                on=self._retry_hint,
                 attempts=retries.attempts,
                 timeout=retries.max_wait,
                 wait_initial=retries.wait_initial,
@@ -190,14 +193,28 @@ class Transport:
             raise
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
+    def _retry_hint(self, exc: Exception) -> bool | float:
+        """stamina's backoff hook (see ``_retry_hint``), bounded by ``max_wait``."""
+        hint = _retry_hint(exc)
+        if hint is False:
+            return False
+        max_wait = self._retries.max_wait
+        retry_after = exc.retry_after if isinstance(exc, APIError) else None
+        if retry_after is not None and max_wait is not None and retry_after > max_wait:
+            return False  # the server asks for longer than we may wait
+        logger.info("retrying after: %s", exc)
+        return hint
+
     async def _try(self, url: str, params: Mapping[str, str] | None, page: int | None) -> Any:
         session = self._session
         if session is None:
             raise RuntimeError("the client is not open: use it as 'async with IntercomClient(...)'")
         async with self._gate:
+            sequence = await self._budget.acquire()
+            # The user's cap is passed after the server's budget, so requests held
+            # by a pause do not all go out at once when it ends.
             if self._limiter is not None:
                 await self._limiter.acquire()
-            sequence = await self._budget.acquire()
             self._stats.requests += 1
             started = time.perf_counter()
             try:
@@ -231,9 +248,13 @@ class Transport:
             )  # fmt: skip
         if status >= 300:
             error = _api_error(status, body, headers, url=str(answered_url), page=page)
-            if isinstance(error, RateLimitError):
+            max_wait = self._retries.max_wait
+            if isinstance(error, RateLimitError) and (
+                error.retry_after is None or max_wait is None or error.retry_after <= max_wait
+            ):
                 # Pause every request, once, until the server says the budget is back.
-                self._budget.throttled(sequence, error.retry_after)
+                told = "X-RateLimit-Remaining" in headers
+                self._budget.throttled(sequence, error.retry_after, told=told)
             raise error
         try:
             return orjson.loads(body)
@@ -272,9 +293,11 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -95,7 +95,13 @@ async def drop_repeated_ids(
     async with aclosing(pages):
         async for page in pages:
             ids = [item.get("id") for item in page.items]
-            if seen.isdisjoint(ids):
+            try:
+                fresh = seen.isdisjoint(ids)
+            except TypeError:
+                raise ResponseFormatError(
+                    "a record's id is not a string or number", page=page.number
+                ) from None
+            if fresh:
                 seen.update(ids)
                 yield page
                 continue
@@ -116,9 +122,9 @@ def read_page(body: Any, *, items_key: str, number: int, url: str) -> Page[Item]
     response without it, and then ``total_pages`` and ``next_url`` are ``None``.
     """
     items = body.get(items_key) if isinstance(body, dict) else None
-    if not isinstance(items, list):
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
         raise ResponseFormatError(
-            f"expected a JSON object with a {items_key!r} list", url=url, page=number
+            f"expected a JSON object with a {items_key!r} list of objects", url=url, page=number
         )
     pages = body.get("pages")
     if not isinstance(pages, dict):

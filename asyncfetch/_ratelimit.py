@@ -22,10 +22,13 @@ learns the new budget, so client and server clocks need not agree.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping
 
 import anyio
+
+logger = logging.getLogger("asyncfetch")
 
 __all__ = ["RateBudget"]
 
@@ -43,7 +46,8 @@ class RateBudget:
         self._clock = clock
         self._started = 0
         self._ceiling: int | None = None  # None: no budget known, nothing to hold back
-        self._reset_at = 0.0
+        self._window = 0  # the server's X-RateLimit-Reset of the current window: its identity
+        self._reset_at = 0.0  # when, by our clock, to look for a new window
         self._hold_until = 0.0  # a Retry-After: nothing starts before it
         self._probe: int | None = None  # the request sent to learn the new window
         self._changed = asyncio.Event()
@@ -71,6 +75,7 @@ class RateBudget:
             if self._paused_until != wake_at:
                 self._paused_until = wake_at
                 self.pauses += 1
+                logger.info("rate limit: pausing every request for %.1f s", wake_at - now)
             # Sleep until then, or until a response moves the ceiling.
             with anyio.move_on_after(wake_at - now):
                 await changed.wait()
@@ -80,13 +85,20 @@ class RateBudget:
         remaining = _header_int(headers, "X-RateLimit-Remaining")
         reset = _header_int(headers, "X-RateLimit-Reset")
         if remaining is None or reset is None:
+            if sequence == self._probe:
+                # The server says nothing of its budget: stop holding back on it.
+                self._ceiling = None
             self.forget(sequence)
             return
         ceiling = sequence + remaining
-        if reset > self._reset_at:  # the first response of a new window
+        # Windows are told apart by the server's own reset values, never by our
+        # clock, so a client clock ahead of or behind the server's only shifts
+        # when we look, not what we count.
+        if reset > self._window:  # the first response of a new window
+            self._window = reset
             self._reset_at = float(reset)
             self._ceiling = ceiling
-        elif reset == self._reset_at and self._ceiling is not None:
+        elif reset == self._window and self._ceiling is not None:
             self._ceiling = min(self._ceiling, ceiling)
         if sequence == self._probe:
             self._end_probe()
@@ -96,11 +108,17 @@ class RateBudget:
                 self._reset_at = max(self._reset_at, self._clock() + _RECHECK_SECONDS)
         self._notify()
 
-    def throttled(self, sequence: int, retry_after: float | None) -> None:
+    def throttled(self, sequence: int, retry_after: float | None, *, told: bool) -> None:
         """Request ``sequence`` got a 429: start nothing new until ``retry_after``
-        seconds from now or, without it, until the window's reset; then probe."""
-        self._ceiling = sequence if self._ceiling is None else min(self._ceiling, sequence)
+        seconds from now or, without it, until the window's reset; then probe.
+        ``told``: the 429 carried ``X-RateLimit-*`` headers (already read)."""
         now = self._clock()
+        if not told:
+            # Nothing to count against (a proxy's 429, say): a plain pause.
+            self._hold_until = max(self._hold_until, now + (retry_after or _RECHECK_SECONDS))
+            self._notify()
+            return
+        self._ceiling = sequence if self._ceiling is None else min(self._ceiling, sequence)
         if retry_after is not None:
             self._hold_until = max(self._hold_until, now + retry_after)
             # The probe goes when the hold ends, whatever the window said before.

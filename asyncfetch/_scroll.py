@@ -18,10 +18,11 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from yarl import URL
 
 from ._engine import Page
-from ._exceptions import APIError, ResponseFormatError
+from ._exceptions import APIError, ResponseFormatError, TransportError
 from ._http import Transport
 from ._intercom import Item
 
@@ -31,6 +32,9 @@ logger = logging.getLogger("asyncfetch")
 
 MAX_RESTARTS = 5
 """Fresh starts one listing may make after scrolls that broke off."""
+SCROLL_EXISTS_PAUSE = 5
+SCROLL_EXISTS_WAITS = 14
+"""A scroll left open expires after a minute unused: wait a little longer than that."""
 
 
 def carries(nested: str, key: str, value: str) -> Callable[[Item], bool]:
@@ -38,8 +42,11 @@ def carries(nested: str, key: str, value: str) -> Callable[[Item], bool]:
     ``companies``) hold an entry whose ``key`` is ``value``?"""
 
     def keep(item: Item) -> bool:
-        entries = (item.get(nested) or {}).get(nested) or ()
-        return any(str(entry.get(key)) == value for entry in entries)
+        try:
+            entries = (item.get(nested) or {}).get(nested) or ()
+            return any(str(entry.get(key)) == value for entry in entries)
+        except (AttributeError, TypeError):
+            return False  # not the shape Intercom sends: not a match
 
     return keep
 
@@ -57,24 +64,37 @@ class Scroll:
     async def pages(self, *, start: int = 1) -> AsyncGenerator[Page[Item], None]:
         """Yield the scroll's batches as pages numbered from 1, from batch ``start``
         (a resumed export; exact as long as the collection has not changed)."""
-        seen: set[Any] = set()
-        yielded = [0]  # pages handed over, across restarts: numbers stay 1, 2, 3…
-        restarts = 0
-        while True:
-            try:
-                async with aclosing(self._walk(seen, yielded)) as walk:
-                    async for page in walk:
-                        if page.number >= start:
-                            yield page
-            except (APIError, ResponseFormatError) as exc:
-                # The scroll broke off (expired, ended by a 5xx, an answer lost):
-                # start again, skipping what was already handed over.
-                if restarts == MAX_RESTARTS or (isinstance(exc, APIError) and exc.status == 400):
-                    raise
-                restarts += 1
-                logger.info("scroll broke off (%s); starting again (%d)", exc, restarts)
-            else:
-                return
+        async with self.transport.scroll_lock:
+            seen: set[Any] = set()
+            yielded = [0]  # pages handed over, across restarts: numbers stay 1, 2, 3…
+            restarts = waits = 0
+            while True:
+                try:
+                    async with aclosing(self._walk(seen, yielded)) as walk:
+                        async for page in walk:
+                            if page.number >= start:
+                                yield page
+                except APIError as exc:
+                    if exc.code == "scroll_exists" and waits < SCROLL_EXISTS_WAITS:
+                        # Another scroll is open (one a stopped run left behind):
+                        # it expires after a minute unused.
+                        waits += 1
+                        logger.info("another scroll is open; waiting %d s", SCROLL_EXISTS_PAUSE)
+                        await anyio.sleep(SCROLL_EXISTS_PAUSE)
+                        continue
+                    if restarts == MAX_RESTARTS or exc.status == 400:
+                        raise
+                    restarts += 1
+                    logger.info("scroll broke off (%s); starting again (%d)", exc, restarts)
+                except (ResponseFormatError, TransportError) as exc:
+                    # The scroll broke off (expired, ended by a 5xx, an answer lost):
+                    # start again, skipping what was already handed over.
+                    if restarts == MAX_RESTARTS:
+                        raise
+                    restarts += 1
+                    logger.info("scroll broke off (%s); starting again (%d)", exc, restarts)
+                else:
+                    return
 
     async def _walk(self, seen: set[Any], yielded: list[int]) -> AsyncGenerator[Page[Item], None]:
         url = str(self.url)
@@ -101,7 +121,11 @@ class Scroll:
     def _read(self, body: Any) -> tuple[list[Item], str]:
         items = body.get(self.items_key) if isinstance(body, dict) else None
         param = body.get("scroll_param") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not isinstance(param, str):
+        if (
+            not isinstance(items, list)
+            or not isinstance(param, str)
+            or not all(isinstance(item, dict) for item in items)
+        ):
             raise ResponseFormatError(
                 f"expected a JSON object with a {self.items_key!r} list and a scroll_param",
                 url=str(self.url),

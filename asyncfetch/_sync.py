@@ -4,7 +4,7 @@ Every list of a run shares the client's connection pool and rate budget.
 Each list goes to its own file (``--out`` for one list, ``--out-dir`` for
 several), resumable from its checkpoint; or all lists go to one merged file,
 one list after another, records seen in an earlier list dropped, while the
-next lists' first pages are already being fetched.
+lists fetched one after another.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 import anyio
-from anyio.abc import ObjectSendStream
 
 from ._checkpoint import Checkpoint, checkpoint_path
 from ._client import IntercomClient
@@ -140,6 +139,9 @@ async def _sync_one(
             checkpoint_file
         )
 
+    if checkpoint_file and resumed is None:
+        # A fresh run: a checkpoint left by an earlier one no longer describes the file.
+        Checkpoint.remove(checkpoint_file)
     listing = target.spec.make(client)
     try:
         async with listing:
@@ -165,39 +167,29 @@ async def sync_merged(
     fmt: OutputFormat,
     board: ProgressBoard,
 ) -> ExportSummary:
-    """Every list into one file, one after another, a record seen before dropped."""
+    """Every list into one file, one after another, a record seen before dropped.
+
+    The lists are fetched one after another too: a list past the record cap is
+    scrolled, Intercom allows one scroll at a time, and a later list's scroll
+    waiting on an earlier list that is waiting to be written would never end.
+    """
     changes = ListChanges()
-    async with anyio.create_task_group() as group:
-        receivers = []
+
+    async def merged() -> AsyncIterator[Page[Item]]:
+        seen: set[object] = set()
         for spec in specs:
-            send, receive = anyio.create_memory_object_stream[Page[Item]](0)
-            # Each list is fetched by its own task, so the next list's first
-            # window is fetched while this one is written; the unbuffered stream
-            # keeps that to the engine's window.
-            group.start_soon(_produce, spec.make(client), send)
-            receivers.append((spec, receive))
+            on_page = board.track(spec.name)
+            async with spec.make(client) as listing:
+                async for page in listing.pages():
+                    kept = [item for item in page.items if item.get("id") not in seen]
+                    seen.update(item.get("id") for item in kept)
+                    changes.duplicates_dropped += len(page.items) - len(kept)
+                    if on_page is not None:
+                        on_page(page)
+                    yield replace(page, items=kept) if len(kept) != len(page.items) else page
 
-        async def merged() -> AsyncIterator[Page[Item]]:
-            seen: set[object] = set()
-            for spec, receive in receivers:
-                on_page = board.track(spec.name)
-                async with receive:
-                    async for page in receive:
-                        kept = [item for item in page.items if item.get("id") not in seen]
-                        seen.update(item.get("id") for item in kept)
-                        changes.duplicates_dropped += len(page.items) - len(kept)
-                        if on_page is not None:
-                            on_page(page)
-                        yield replace(page, items=kept) if len(kept) != len(page.items) else page
-
-        try:
-            summary = await export(merged(), out, fmt, changes=changes)
-        finally:
-            out.close()
+    try:
+        summary = await export(merged(), out, fmt, changes=changes)
+    finally:
+        out.close()
     return summary
-
-
-async def _produce(listing: Listing[Item], send: ObjectSendStream[Page[Item]]) -> None:
-    async with send, listing:
-        async for page in listing.pages():
-            await send.send(page)

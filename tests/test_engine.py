@@ -114,16 +114,36 @@ async def test_failure_yields_earlier_pages_then_raises_and_cancels_the_rest() -
     assert not tasks.started()
 
 
-async def test_break_with_aclose_leaves_nothing_running() -> None:
+class StuckSource(FakeSource):
+    """Pages after the third never finish: whatever is still requested at a stop
+    is certainly in flight, and must be cancelled."""
+
+    async def fetch_page(self, number: int) -> Page[int]:
+        if number <= 3:
+            return await super().fetch_page(number)
+        self.requested.append(number)
+        self.running += 1
+        try:
+            await anyio.sleep_forever()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.running -= 1
+        raise AssertionError("unreachable")
+
+
+async def test_break_with_aclose_cancels_every_request_in_flight() -> None:
     tasks = TaskWatch()
-    source = FakeSource(100)
+    source = StuckSource(100)
     pages = ordered_pages(source, window=10)
     async for page in pages:
         if page.number == 3:
+            await asyncio.sleep(0.01)  # let the window's requests start
             break
     await pages.aclose()
     assert source.running == 0
-    assert source.cancelled > 0
+    assert source.cancelled == len(source.requested) - 3 > 0
     assert not tasks.started()
     assert len(source.requested) <= 3 + 10
 

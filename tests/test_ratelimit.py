@@ -110,10 +110,44 @@ async def test_retry_after_holds_every_new_request() -> None:
     clock = Clock()
     budget = RateBudget(clock=clock)
     budget.update(await budget.acquire(), headers(remaining=50, reset=NOW + 5))
-    budget.throttled(1, retry_after=2.0)
+    budget.throttled(1, retry_after=2.0, told=True)
     waiter = asyncio.ensure_future(budget.acquire())
     await settle()
     assert not waiter.done()
     clock.now = NOW + 2
     budget.forget(1)
     await asyncio.wait_for(waiter, 1)
+
+
+async def test_a_429_without_rate_headers_pauses_then_lets_everyone_go() -> None:
+    clock = Clock()
+    budget = RateBudget(clock=clock)
+    budget.throttled(await budget.acquire(), retry_after=1.0, told=False)
+    waiters = [asyncio.ensure_future(budget.acquire()) for _ in range(4)]
+    await settle()
+    assert not any(w.done() for w in waiters)
+    clock.now = NOW + 1
+    budget.forget(1)
+    await settle()
+    # No budget was ever announced: once the pause is over, nobody is held back.
+    assert sorted(w.result() for w in waiters) == [2, 3, 4, 5]
+
+
+async def test_a_new_window_is_known_by_the_servers_reset_whatever_our_clock() -> None:
+    clock = Clock()
+    clock.now = NOW + 7  # our clock runs 7 s ahead of the server's
+    budget = RateBudget(clock=clock)
+    budget.update(await budget.acquire(), headers(remaining=0, reset=NOW + 5))
+    probe = await budget.acquire()  # by our clock the reset has passed: a probe goes
+    budget.update(probe, headers(remaining=0, reset=NOW + 5))  # still the old window
+    waiter = asyncio.ensure_future(budget.acquire())
+    await settle()
+    assert not waiter.done()
+    clock.now = NOW + 7.6
+    budget.forget(999)
+    second_probe = await asyncio.wait_for(waiter, 1)
+    # The server's next window: whatever our clock says, it opens.
+    budget.update(second_probe, headers(remaining=5, reset=NOW + 15))
+    assert [await budget.acquire() for _ in range(5)] == list(
+        range(second_probe + 1, second_probe + 6)
+    )
