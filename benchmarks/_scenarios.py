@@ -1,0 +1,372 @@
+"""The five scenarios: which servers they need, which client runs they make.
+
+Every measurement is one client run in a fresh worker process
+(``_worker.py``) against a server in a process of its own (``_serve.py``).
+Within a repetition the runs of a scenario go in a shuffled order (seeded by
+the repetition), so drift and warm-up hit asyncfetch and its baselines alike.
+
+The servers that are not the rate-bound one advertise (and enforce) a budget
+no run reaches, ``NO_LIMIT`` requests per window. Left to its default, the
+bundled server advertises Intercom's 1,667 requests per 10-second window, and
+asyncfetch (alone) obeys what a server advertises: a fast scenario would then
+measure the budget, not the client.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import os
+import random
+import sys
+import time
+import urllib.request
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import _worker
+from _clients import Job
+from _common import BENCHMARKS, ServerSpec
+
+WORKER_TIMEOUT = 900
+"""Seconds one client run may take."""
+CONCURRENCIES = (1, 4, 16, 64)
+NO_LIMIT = 1_000_000_000
+"""Requests per window advertised by the servers of the scenarios that are not rate-bound."""
+
+LATENCY_MS = 50.0
+PER_PAGE = 50
+
+RATE_LIMIT = 50
+"""Requests per window of the rate-bound server."""
+RATE_WINDOW = 1
+"""Seconds per window of the rate-bound server."""
+RATE_PER_PAGE = 10
+RATE_LATENCY_MS = 20.0
+RATE_CONCURRENCY = 16
+
+CPU_LIST_PAGES = 200
+"""The CPU scenario's list: all 10,000 users, 200 pages of 50 (Intercom's record cap)."""
+CONCURRENCY = 16
+"""asyncfetch's default; the concurrency of every scenario but the latency-bound one."""
+
+MEMORY_PER_PAGE = 1
+ITEM_DELAY = 0.001
+"""Seconds the slow consumer takes per item."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How big and how often: the full run or the quick one."""
+
+    name: str
+    latency_pages: int
+    latency_reps: int
+    rate_pages: int
+    rate_reps: int
+    cpu_lists: int
+    """The CPU scenario fetches its 200-page list this many times in each run."""
+    cpu_reps: int
+    cpu_python_intercom: bool
+    memory_sizes: tuple[int, ...]
+    memory_reps: int
+    python_intercom_memory_sizes: tuple[int, ...]
+    """The memory sizes python-intercom runs in every repetition."""
+    slow_pages: int
+    slow_per_page: int
+    slow_reps: int
+    python_intercom_largest_once: bool = False
+    """Whether python-intercom also runs the largest memory size, in the first repetition
+    only (sequential, 1.5 ms a page: 50,000 pages take over a minute a run)."""
+
+
+FULL = Plan(
+    name="full",
+    latency_pages=200,
+    latency_reps=5,
+    rate_pages=300,
+    rate_reps=3,
+    cpu_lists=10,
+    cpu_reps=9,
+    cpu_python_intercom=True,
+    memory_sizes=(1_000, 10_000, 50_000),
+    memory_reps=3,
+    python_intercom_memory_sizes=(1_000, 10_000),
+    slow_pages=100,
+    slow_per_page=20,
+    slow_reps=3,
+    python_intercom_largest_once=True,
+)
+QUICK = Plan(
+    name="quick",
+    latency_pages=20,
+    latency_reps=1,
+    rate_pages=100,
+    rate_reps=1,
+    cpu_lists=2,
+    cpu_reps=1,
+    cpu_python_intercom=False,
+    memory_sizes=(200, 1_000, 2_000),
+    memory_reps=1,
+    python_intercom_memory_sizes=(200,),
+    slow_pages=40,
+    slow_per_page=10,
+    slow_reps=1,
+)
+
+
+def server_specs(plan: Plan, scenarios: Iterable[str] | None = None) -> dict[str, ServerSpec]:
+    """The servers the scenarios need (all of them by default), by name."""
+    wanted = set(SCENARIOS if scenarios is None else scenarios)
+    specs = {
+        # The largest tag holds every other user: latency_pages pages of 50.
+        "latency": ServerSpec(
+            users=2 * PER_PAGE * plan.latency_pages, latency_ms=LATENCY_MS, rate_limit=NO_LIMIT
+        ),
+        "rate": ServerSpec(
+            users=RATE_PER_PAGE * plan.rate_pages,
+            latency_ms=RATE_LATENCY_MS,
+            rate_limit=RATE_LIMIT,
+            rate_window=RATE_WINDOW,
+        ),
+        "cpu": ServerSpec(users=PER_PAGE * CPU_LIST_PAGES, rate_limit=NO_LIMIT),
+        "slow": ServerSpec(
+            users=plan.slow_per_page * plan.slow_pages,
+            latency_ms=LATENCY_MS,
+            rate_limit=NO_LIMIT,
+            log_requests=True,
+        ),
+    }
+    for pages in plan.memory_sizes:
+        specs[f"memory-{pages}"] = ServerSpec(
+            users=pages * MEMORY_PER_PAGE, page_cap=pages * MEMORY_PER_PAGE, rate_limit=NO_LIMIT
+        )
+    # Each scenario's servers are named after it ("slow" for slow-consumer).
+    return {
+        name: spec
+        for name, spec in specs.items()
+        if any(scenario.startswith(name.split("-")[0]) for scenario in wanted)
+    }
+
+
+class Runner:
+    """Runs workers one at a time, keeps every result, reports progress on stderr."""
+
+    def __init__(self) -> None:
+        self.runs: list[dict[str, Any]] = []
+        self.started = time.monotonic()
+        # The fork server imports the runner's main module and every client library
+        # once; Python 3.11's fork server ignores the parent's sys.path, hence PYTHONPATH.
+        path = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCHMARKS), path]))
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(["__main__", "_worker"])
+
+    def measure(self, scenario: str, case: str, rep: int, job: Job) -> dict[str, Any]:
+        receiver, sender = self._context.Pipe(duplex=False)
+        process = self._context.Process(
+            target=_worker.run_and_send, args=(dataclasses.asdict(job), sender)
+        )
+        process.start()
+        sender.close()
+        result: dict[str, Any]
+        try:
+            if receiver.poll(WORKER_TIMEOUT):
+                result = json.loads(receiver.recv_bytes())
+            else:
+                process.kill()
+                result = {"error": f"no result within {WORKER_TIMEOUT} s"}
+        except EOFError:
+            result = {"error": f"the worker died (exit code {process.exitcode})"}
+        finally:
+            receiver.close()
+            process.join()
+        if not result.get("handoffs"):
+            result.pop("handoffs", None)
+        run = {"scenario": scenario, "case": case, "client": job.client, "rep": rep, **result}
+        self.runs.append(run)
+        shown = f"{result['seconds']:.3f} s" if "seconds" in result else ""
+        if result.get("error"):
+            shown += f" FAILED: {result['error']}"
+        print(
+            f"[{time.monotonic() - self.started:6.1f} s] {scenario:<14} {case:<12} "
+            f"{job.client:<18} rep {rep + 1}: {shown}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return run
+
+
+def _shuffled(items: list[Any], rep: int) -> Iterator[Any]:
+    order = list(items)
+    random.Random(rep).shuffle(order)
+    return iter(order)
+
+
+def _largest_tag_id(base_url: str) -> str:
+    request = urllib.request.Request(f"{base_url}/tags", headers={"Authorization": "Bearer bench"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        tags = json.loads(response.read())["tags"]
+    return str(next(tag["id"] for tag in tags if tag["name"] == "newsletter"))
+
+
+def run_latency(plan: Plan, urls: dict[str, str], runner: Runner) -> None:
+    """latency_pages pages of 50 users of one tag, 50 ms per request."""
+    base_url = urls["latency"]
+    tag = {"tag_id": _largest_tag_id(base_url)}
+    cases: list[tuple[str, str, int | None]] = [
+        (f"c={c}", client, c)
+        for c in CONCURRENCIES
+        for client in ("asyncfetch", "bare", "aiometer")
+    ]
+    cases += [("sequential", "python-intercom", 1), ("unbounded", "gather", None)]
+    for rep in range(plan.latency_reps):
+        for case, client, concurrency in _shuffled(cases, rep):
+            job = Job(
+                client=client,
+                base_url=base_url,
+                params=tag,
+                per_page=PER_PAGE,
+                concurrency=concurrency,
+                expect_pages=plan.latency_pages,
+            )
+            runner.measure("latency", case, rep, job)
+
+
+def run_rate(plan: Plan, urls: dict[str, str], runner: Runner) -> None:
+    """rate_pages pages against a server enforcing RATE_LIMIT per RATE_WINDOW s; each run
+    starts on a window boundary. asyncfetch gets no rate: it reads the headers."""
+    rate = RATE_LIMIT / RATE_WINDOW
+    cases: list[tuple[str, int | None, float | None]] = [
+        ("asyncfetch", RATE_CONCURRENCY, None),
+        ("aiometer", RATE_CONCURRENCY, rate),
+        ("bare", RATE_CONCURRENCY, None),
+        ("gather", None, None),
+        ("python-intercom", 1, None),
+    ]
+    for rep in range(plan.rate_reps):
+        for client, concurrency, client_rate in _shuffled(cases, rep):
+            job = Job(
+                client=client,
+                base_url=urls["rate"],
+                per_page=RATE_PER_PAGE,
+                concurrency=concurrency,
+                rate=client_rate,
+                expect_pages=plan.rate_pages,
+                align_window=RATE_WINDOW,
+            )
+            runner.measure("rate", "rate", rep, job)
+
+
+def run_cpu(plan: Plan, urls: dict[str, str], runner: Runner) -> None:
+    """The 200-page list of all users (50 per page, ~1.4 KB each), no latency, fetched
+    cpu_lists times per run; python-intercom (slow) fetches it once."""
+    clients = ["asyncfetch", "bare", "aiometer", "gather"]
+    if plan.cpu_python_intercom:
+        clients.append("python-intercom")
+    for rep in range(plan.cpu_reps):
+        for client in _shuffled(clients, rep):
+            job = Job(
+                client=client,
+                base_url=urls["cpu"],
+                per_page=PER_PAGE,
+                concurrency=None if client == "gather" else CONCURRENCY,
+                lists=1 if client == "python-intercom" else plan.cpu_lists,
+                expect_pages=CPU_LIST_PAGES,
+            )
+            runner.measure("cpu", "cpu", rep, job)
+
+
+def run_memory(plan: Plan, urls: dict[str, str], runner: Runner) -> None:
+    """Lists of 1 user per page, one server per size, no latency; peak RSS of each run.
+
+    ``asyncfetch-engine`` runs asyncfetch's engine without the 10,000-record cap
+    (no Intercom list is longer, so ``IntercomClient`` refuses more);
+    ``asyncfetch`` is ``IntercomClient`` itself, on the sizes within the cap.
+    """
+    for rep in range(plan.memory_reps):
+        cases: list[tuple[int, str]] = []
+        for pages in plan.memory_sizes:
+            clients = ["asyncfetch-engine", "bare", "aiometer", "gather"]
+            if pages * MEMORY_PER_PAGE <= 10_000:
+                clients.append("asyncfetch")
+            if pages in plan.python_intercom_memory_sizes or (
+                rep == 0 and plan.python_intercom_largest_once and pages == max(plan.memory_sizes)
+            ):
+                clients.append("python-intercom")
+            cases += [(pages, client) for client in clients]
+        for pages, client in _shuffled(cases, rep):
+            job = Job(
+                client=client,
+                base_url=urls[f"memory-{pages}"],
+                per_page=MEMORY_PER_PAGE,
+                concurrency=None if client == "gather" else CONCURRENCY,
+                expect_pages=pages,
+            )
+            runner.measure("memory", str(pages), rep, job)
+
+
+def run_slow_consumer(plan: Plan, urls: dict[str, str], runner: Runner) -> None:
+    """A consumer taking ITEM_DELAY s per item; the server logs when each request came
+    and went, the client when it handed each page to the consumer."""
+    base_url = urls["slow"]
+    clients = ["asyncfetch", "bare", "aiometer", "gather", "python-intercom"]
+    for rep in range(plan.slow_reps):
+        for client in _shuffled(clients, rep):
+            _server_log(base_url)  # start from an empty log
+            job = Job(
+                client=client,
+                base_url=base_url,
+                per_page=plan.slow_per_page,
+                concurrency=None if client == "gather" else CONCURRENCY,
+                item_delay=ITEM_DELAY,
+                expect_pages=plan.slow_pages,
+            )
+            run = runner.measure("slow-consumer", "slow", rep, job)
+            log = _server_log(base_url)
+            run.update(ahead_and_in_flight(log["arrivals"], log["departures"], run))
+
+
+def _server_log(base_url: str) -> dict[str, list[float]]:
+    with urllib.request.urlopen(f"{base_url}/_bench/log", timeout=10) as response:
+        log: dict[str, list[float]] = json.loads(response.read())
+    return log
+
+
+def ahead_and_in_flight(
+    arrivals: list[float], departures: list[float], run: dict[str, Any]
+) -> dict[str, Any]:
+    """The most requests the server had at once, and the most pages requested but not
+    yet handed to the consumer, from the server's and the client's timestamps (one
+    monotonic clock for every process)."""
+    handoffs = sorted(run.pop("handoffs", None) or [])
+    events = sorted([(t, 1) for t in arrivals] + [(t, -1) for t in departures])
+    in_flight = max_in_flight = 0
+    for _, step in events:
+        in_flight += step
+        max_in_flight = max(max_in_flight, in_flight)
+    max_ahead = handed = 0
+    for requested, arrival in enumerate(sorted(arrivals), start=1):
+        while handed < len(handoffs) and handoffs[handed] <= arrival:
+            handed += 1
+        max_ahead = max(max_ahead, requested - handed)
+    origin = min(arrivals, default=0.0)
+    return {
+        "max_in_flight": max_in_flight,
+        "max_ahead": max_ahead,
+        "server_requests": len(arrivals),
+        # Raw timelines, in ms from the first request.
+        "arrivals_ms": [round((t - origin) * 1000, 3) for t in sorted(arrivals)],
+        "handoffs_ms": [round((t - origin) * 1000, 3) for t in handoffs],
+    }
+
+
+SCENARIOS = {
+    "latency": run_latency,
+    "rate": run_rate,
+    "cpu": run_cpu,
+    "memory": run_memory,
+    "slow-consumer": run_slow_consumer,
+}

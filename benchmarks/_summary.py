@@ -1,0 +1,332 @@
+"""From the raw runs to the medians and ratios of each scenario, and the targets met."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable
+from typing import Any
+
+from _scenarios import (
+    CONCURRENCIES,
+    CONCURRENCY,
+    ITEM_DELAY,
+    LATENCY_MS,
+    PER_PAGE,
+    RATE_CONCURRENCY,
+    RATE_LATENCY_MS,
+    RATE_LIMIT,
+    RATE_PER_PAGE,
+    RATE_WINDOW,
+    Plan,
+)
+
+Run = dict[str, Any]
+CLIENT_ORDER = (
+    "asyncfetch",
+    "asyncfetch-engine",
+    "bare",
+    "aiometer",
+    "gather",
+    "python-intercom",
+)
+
+
+def _median(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return statistics.median(values) if values else None
+
+
+def _ok(runs: list[Run], **match: Any) -> list[Run]:
+    return [
+        run
+        for run in runs
+        if not run.get("error") and all(run.get(key) == value for key, value in match.items())
+    ]
+
+
+def _failures(runs: list[Run], **match: Any) -> int:
+    return sum(
+        1
+        for run in runs
+        if run.get("error") and all(run.get(key) == value for key, value in match.items())
+    )
+
+
+def _paired(runs: list[Run], value: str, over: str, under: str, **match: Any) -> list[float]:
+    """``over``'s ``value`` divided by ``under``'s, repetition by repetition: the two ran
+    within seconds of each other, so drift in the machine's load cancels out."""
+    by_rep: dict[int, dict[str, float]] = {}
+    for run in _ok(runs, **match):
+        if run["client"] in (over, under):
+            by_rep.setdefault(run["rep"], {})[run["client"]] = run[value] / run["pages"]
+    return [pair[over] / pair[under] for pair in by_rep.values() if len(pair) == 2]
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def secs(value: float | None) -> str:
+    return "failed" if value is None else f"{value:.3f}"
+
+
+def latency_limit(pages: int, concurrency: int) -> float:
+    return LATENCY_MS / 1000 * (1 + math.ceil((pages - 1) / concurrency))
+
+
+def rate_best_seconds(pages: int) -> float:
+    """The least time for ``pages`` requests starting on a window boundary: the last of
+    ceil(pages / limit) windows opens (windows - 1) windows later, and its requests
+    need ceil(requests / concurrency) latencies."""
+    windows = math.ceil(pages / RATE_LIMIT)
+    last = pages - (windows - 1) * RATE_LIMIT
+    rounds = math.ceil(last / RATE_CONCURRENCY)
+    return (windows - 1) * RATE_WINDOW + rounds * RATE_LATENCY_MS / 1000
+
+
+def summarise(plan: Plan, runs: list[Run]) -> dict[str, Any]:
+    return {
+        "latency": _latency(plan, [r for r in runs if r["scenario"] == "latency"]),
+        "rate": _rate(plan, [r for r in runs if r["scenario"] == "rate"]),
+        "cpu": _cpu([r for r in runs if r["scenario"] == "cpu"]),
+        "memory": _memory(plan, [r for r in runs if r["scenario"] == "memory"]),
+        "slow_consumer": _slow([r for r in runs if r["scenario"] == "slow-consumer"]),
+    }
+
+
+def _seconds(runs: list[Run], **match: Any) -> float | None:
+    return _median(run["seconds"] for run in _ok(runs, **match))
+
+
+def _latency(plan: Plan, runs: list[Run]) -> dict[str, Any]:
+    if not runs:
+        return {}
+    sequential = _seconds(runs, client="python-intercom")
+    rows = []
+    for c in CONCURRENCIES:
+        limit = latency_limit(plan.latency_pages, c)
+        times = {
+            client: _seconds(runs, client=client, case=f"c={c}")
+            for client in ("asyncfetch", "bare", "aiometer")
+        }
+        asyncfetch = times["asyncfetch"]
+        by_rep = _paired(runs, "seconds", "bare", "asyncfetch", case=f"c={c}")
+        rows.append(
+            {
+                "concurrency": c,
+                "limit_seconds": limit,
+                "seconds": times,
+                "of_limit": {client: _ratio(limit, t) for client, t in times.items()},
+                "speed_vs_bare": _ratio(times["bare"], asyncfetch),
+                "speed_vs_bare_by_rep": by_rep,
+                "speed_vs_bare_paired": _median(by_rep),
+                "speedup_vs_python_intercom": _ratio(sequential, asyncfetch),
+                "speedup_target": 0.9 * c,
+                "best_possible_speedup": _ratio(sequential, limit),
+                "failures": _failures(runs, case=f"c={c}"),
+            }
+        )
+    return {
+        "pages": plan.latency_pages,
+        "latency_ms": LATENCY_MS,
+        "per_page": PER_PAGE,
+        "rows": rows,
+        "python_intercom_seconds": sequential,
+        "gather_seconds": _seconds(runs, client="gather"),
+        "failures": {client: _failures(runs, client=client) for client in CLIENT_ORDER},
+    }
+
+
+def _rate(plan: Plan, runs: list[Run]) -> dict[str, Any]:
+    if not runs:
+        return {}
+    ideal = plan.rate_pages / RATE_LIMIT * RATE_WINDOW
+    best = rate_best_seconds(plan.rate_pages)
+    clients = {}
+    for client in CLIENT_ORDER:
+        ok = _ok(runs, client=client)
+        if not ok and not _failures(runs, client=client):
+            continue
+        seconds = _median(run["seconds"] for run in ok)
+        clients[client] = {
+            "seconds": seconds,
+            "of_best": _ratio(best, seconds),
+            "of_ideal": _ratio(ideal, seconds),
+            "throttled_total": sum(run.get("throttled", 0) for run in ok),
+            "throttled_median": _median(run.get("throttled", 0) for run in ok),
+            "requests_median": _median(run.get("requests", 0) for run in ok),
+            "runs": len(ok),
+            "failures": _failures(runs, client=client),
+            "errors": sorted({run["error"] for run in runs if run.get("error")})[:3],
+        }
+    return {
+        "pages": plan.rate_pages,
+        "per_page": RATE_PER_PAGE,
+        "limit": RATE_LIMIT,
+        "window_seconds": RATE_WINDOW,
+        "latency_ms": RATE_LATENCY_MS,
+        "concurrency": RATE_CONCURRENCY,
+        "ideal_seconds": ideal,
+        "best_seconds": best,
+        "clients": clients,
+    }
+
+
+def _cpu(runs: list[Run]) -> dict[str, Any]:
+    if not runs:
+        return {}
+    clients = {}
+    for client in CLIENT_ORDER:
+        ok = _ok(runs, client=client)
+        if not ok:
+            continue
+        clients[client] = {
+            "cpu_per_1000_pages": _median(r["cpu_seconds"] / r["pages"] * 1000 for r in ok),
+            "gc_per_1000_pages": _median(r.get("gc_seconds", 0) / r["pages"] * 1000 for r in ok),
+            "wall_per_1000_pages": _median(r["seconds"] / r["pages"] * 1000 for r in ok),
+            "pages_per_run": ok[0]["pages"],
+            "runs": len(ok),
+        }
+    bare = clients.get("bare", {}).get("cpu_per_1000_pages")
+    for client, figures in clients.items():
+        figures["vs_bare"] = _ratio(figures["cpu_per_1000_pages"], bare)
+        figures["vs_bare_by_rep"] = _paired(runs, "cpu_seconds", client, "bare")
+        figures["vs_bare_paired"] = 1.0 if client == "bare" else _median(figures["vs_bare_by_rep"])
+    return {"per_page": PER_PAGE, "concurrency": CONCURRENCY, "clients": clients}
+
+
+def _memory(plan: Plan, runs: list[Run]) -> dict[str, Any]:
+    if not runs:
+        return {}
+    clients: dict[str, Any] = {}
+    for client in CLIENT_ORDER:
+        by_size = {}
+        for pages in plan.memory_sizes:
+            ok = _ok(runs, client=client, case=str(pages))
+            if ok:
+                by_size[pages] = {
+                    "peak_rss_mib": _median(r["rss_peak_kib"] for r in ok) / 1024,
+                    "rss_before_mib": _median(r["rss_before_kib"] for r in ok) / 1024,
+                    "seconds": _median(r["seconds"] for r in ok),
+                    "runs": len(ok),
+                }
+        if by_size:
+            smallest, largest = min(by_size), max(by_size)
+            clients[client] = {
+                "sizes": by_size,
+                "largest_over_smallest": _ratio(
+                    by_size[largest]["peak_rss_mib"], by_size[smallest]["peak_rss_mib"]
+                ),
+                "smallest": smallest,
+                "largest": largest,
+            }
+    return {
+        "per_page": 1,
+        "sizes": list(plan.memory_sizes),
+        "concurrency": CONCURRENCY,
+        "window": 2 * CONCURRENCY,
+        "clients": clients,
+    }
+
+
+def _slow(runs: list[Run]) -> dict[str, Any]:
+    if not runs:
+        return {}
+    clients = {}
+    for client in CLIENT_ORDER:
+        ok = _ok(runs, client=client)
+        if not ok:
+            continue
+        clients[client] = {
+            "max_ahead": max(r["max_ahead"] for r in ok),
+            "max_in_flight": max(r["max_in_flight"] for r in ok),
+            "pages": ok[0]["pages"],
+            "seconds": _median(r["seconds"] for r in ok),
+            "peak_rss_mib": _median(r["rss_peak_kib"] for r in ok) / 1024,
+            "runs": len(ok),
+        }
+    return {
+        "item_delay_ms": ITEM_DELAY * 1000,
+        "latency_ms": LATENCY_MS,
+        "concurrency": CONCURRENCY,
+        "window": 2 * CONCURRENCY,
+        "clients": clients,
+    }
+
+
+def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each with the measured figure and whether it is met."""
+    found: list[dict[str, Any]] = []
+
+    def add(name: str, measured: str, met: bool | None) -> None:
+        found.append({"target": name, "measured": measured, "met": met})
+
+    # Against the bare loop, two estimates: the ratio of the medians, and the median of
+    # the ratios of each repetition's pair of runs. The target is judged on the worse.
+    latency = summary["latency"]
+    for row in latency.get("rows", []):
+        c, ratio, paired = row["concurrency"], row["speed_vs_bare"], row["speed_vs_bare_paired"]
+        of_limit = row["of_limit"]["asyncfetch"]
+        add(
+            f"latency-bound c={c}: ≥ 0.95 of the bare loop's speed",
+            f"{fmt(ratio)} of bare (paired: {fmt(paired)}; {fmt(of_limit)} of the formula limit)",
+            None if ratio is None or paired is None else min(ratio, paired) >= 0.95,
+        )
+    for row in latency.get("rows", []):
+        c, speedup = row["concurrency"], row["speedup_vs_python_intercom"]
+        add(
+            f"latency-bound c={c}: speedup over python-intercom ≥ 0.9 x {c} = {0.9 * c:g}",
+            f"{fmt(speedup, 1)}x (at the formula limit: {fmt(row['best_possible_speedup'], 1)}x)",
+            None if speedup is None else speedup >= 0.9 * c,
+        )
+    rate = summary["rate"].get("clients", {}).get("asyncfetch")
+    if rate:
+        add(
+            "rate-bound: ≥ 0.95 of the limit, zero 429s, no rate option",
+            f"{fmt(rate['of_best'])} of the best possible, {fmt(rate['of_ideal'])} of "
+            f"pages ÷ limit; {rate['throttled_total']} 429s in {rate['runs']} runs",
+            rate["of_best"] is not None
+            and rate["of_best"] >= 0.95
+            and rate["throttled_total"] == 0
+            and not rate["failures"],
+        )
+    cpu = summary["cpu"].get("clients", {}).get("asyncfetch")
+    if cpu:
+        by_rep = sorted(cpu["vs_bare_by_rep"])
+        spread = f", by repetition {by_rep[0]:.2f}-{by_rep[-1]:.2f}" if by_rep else ""
+        ratio, paired = cpu["vs_bare"], cpu["vs_bare_paired"]
+        add(
+            "CPU: ≤ 1.2x the bare loop per page",
+            f"{fmt(ratio, 3)}x (paired: {fmt(paired, 3)}x{spread}; "
+            f"{cpu['cpu_per_1000_pages']:.3f} s per 1,000 pages)",
+            None if ratio is None or paired is None else max(ratio, paired) <= 1.2,
+        )
+    memory = summary["memory"].get("clients", {})
+    engine = memory.get("asyncfetch-engine")
+    if engine:
+        gather = memory.get("gather", {}).get("largest_over_smallest")
+        add(
+            f"memory: peak RSS at {engine['largest']:,} pages within 10% of that at "
+            f"{engine['smallest']:,} (the gather baseline grows)",
+            f"{fmt(engine['largest_over_smallest'], 3)}x (gather: {fmt(gather)}x)",
+            engine["largest_over_smallest"] is not None and engine["largest_over_smallest"] <= 1.10,
+        )
+    slow = summary["slow_consumer"]
+    asyncfetch = slow.get("clients", {}).get("asyncfetch")
+    if asyncfetch:
+        add(
+            f"slow consumer: pages requested ahead ≤ window ({slow['window']}), "
+            f"in flight ≤ concurrency ({slow['concurrency']})",
+            f"{asyncfetch['max_ahead']} ahead, {asyncfetch['max_in_flight']} in flight "
+            f"(of {asyncfetch['pages']} pages)",
+            asyncfetch["max_ahead"] <= slow["window"]
+            and asyncfetch["max_in_flight"] <= slow["concurrency"],
+        )
+    return found
