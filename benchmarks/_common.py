@@ -30,18 +30,7 @@ def bundled_server(*options: str) -> Iterator[str]:
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                request = urllib.request.Request(
-                    f"{base_url}/tags", headers={"Authorization": "Bearer bench"}
-                )
-                with urllib.request.urlopen(request, timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the bundled server did not start") from None
-                time.sleep(0.1)
+        _wait_until_up(base_url, server, timeout=60)
         yield base_url
     finally:
         server.terminate()
