@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import math
 import re
 import weakref
 from collections.abc import AsyncGenerator, Callable
@@ -16,7 +15,7 @@ from urllib.parse import quote
 import anyio
 from yarl import URL
 
-from ._config import Retries
+from ._config import Retries, check_positive, check_whole
 from ._engine import ListChanges, Page, ordered_pages
 from ._exceptions import PageLimitError
 from ._http import FetchStats, Transport
@@ -105,8 +104,8 @@ class IntercomClient:
         self._base_url = _check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         if retries is not None and not isinstance(retries, Retries):
             raise ValueError(f"retries must be an asyncfetch.Retries, got {retries!r}")
-        _check_positive_int("concurrency", concurrency)
-        _check_positive_number("rate", rate, unit="requests per second")
+        check_whole("concurrency", concurrency)
+        check_positive("rate", rate, unit="requests per second")
         if (
             isinstance(per_page, bool)
             or not isinstance(per_page, int)
@@ -115,9 +114,9 @@ class IntercomClient:
             raise ValueError(
                 f"per_page must be an integer from 1 to {MAX_PER_PAGE}, got {per_page!r}"
             )
-        _check_positive_number("timeout", timeout, unit="seconds")
+        check_positive("timeout", timeout, unit="seconds")
         if window is not None:
-            _check_positive_int("window", window)
+            check_whole("window", window)
         self._concurrency = concurrency
         self._rate = rate
         self._per_page = per_page
@@ -364,23 +363,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
-
-
-def _check_positive_number(name: str, value: object, *, unit: str) -> None:
-    if value is None:
-        return
-    if (
-        not isinstance(value, int | float)
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a positive number of {unit} or None, got {value!r}")
 
 
 def _check_id(name: str, value: str | int) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Retries"]
+__all__ = ["Retries", "check_positive", "check_whole"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,23 +36,10 @@ class Retries:
     wait_max: float = 10.0
 
     def __post_init__(self) -> None:
-        if (
-            not isinstance(self.attempts, int)
-            or isinstance(self.attempts, bool)
-            or self.attempts < 1
-        ):
-            raise ValueError(
-                f"attempts must be a whole number of at least 1, got {self.attempts!r}"
-            )
-        if self.max_wait is not None and not _positive(self.max_wait):
-            raise ValueError(
-                f"max_wait must be a positive number of seconds or None, got {self.max_wait!r}"
-            )
-        for name in ("wait_initial", "wait_max"):
-            if not _positive(getattr(self, name)):
-                raise ValueError(
-                    f"{name} must be a positive number of seconds, got {getattr(self, name)!r}"
-                )
+        check_whole("attempts", self.attempts)
+        check_positive("max_wait", self.max_wait, unit="seconds")
+        check_positive("wait_initial", self.wait_initial, unit="seconds", optional=False)
+        check_positive("wait_max", self.wait_max, unit="seconds", optional=False)
         if self.wait_max < self.wait_initial:
             raise ValueError(
                 f"wait_max ({self.wait_max!r}) must be at least "
@@ -60,10 +47,21 @@ class Retries:
             )
 
 
-def _positive(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
+def check_whole(name: str, value: object) -> None:
+    """``ValueError`` unless ``value`` is a whole number of at least 1 (not a bool)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+
+
+def check_positive(name: str, value: object, *, unit: str, optional: bool = True) -> None:
+    """``ValueError`` unless ``value`` is a finite number above 0 (or ``None``, if optional)."""
+    if value is None and optional:
+        return
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        allowed = f"a positive number of {unit}" + (" or None" if optional else "")
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
