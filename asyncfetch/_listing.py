@@ -152,7 +152,7 @@ class ListingState(Generic[T]):
     async def close_for_client(self) -> None:
         """The client is closing: stop the fetch; a consumer that comes back gets an
         error, not a list that quietly ends early."""
-        await self.interrupt(_CLIENT_CLOSED, wait=False)
+        await self.interrupt(_CLIENT_CLOSED)
 
     async def interrupt(self, reason: str, *, wait: bool = True) -> None:
         """Stop the fetch; the consumer gets ``RuntimeError(reason)``: at once if it
