@@ -5,11 +5,23 @@ a client shares one connection pool, one concurrency bound and one rate
 budget. This module is also the single boundary where aiohttp's and asyncio's
 errors become asyncfetch's (``_exceptions.py``).
 
-One try of a request, in order: take a place under the concurrency gate; pass
-the user's ``rate`` cap (aiolimiter); wait for the server's advertised budget
-(``RateBudget``); then send, with the per-try timeout running from here, so
+One try of a request, in order: take a place under the concurrency gate; wait
+for the server's advertised budget (``RateBudget``); pass the user's ``rate``
+cap (aiolimiter); then send, with the per-try timeout running from here, so
 time spent waiting for a place is never counted against the request. Between
 tries the place is given back, so a request waiting to retry blocks no other.
+A place taken from the budget is given back on every way out, a cancellation
+while waiting for the ``rate`` cap included: a lost probe would hold every
+later request of the client for good.
+
+``Retries.max_wait`` bounds the whole request: every wait (backoff, a
+``Retry-After``, a rate-limit pause) is weighed against what is left of it,
+and one that would overrun fails the request at once. ``Retry-After`` is a
+minimum, never a reason to retry sooner than the backoff.
+
+Bodies are parsed by ``_json.loads`` (orjson, or the standard library for a
+body with an integer wider than 64 bits), and the token is taken out of every
+error built from a response, in case the server echoes it back.
 """
 
 from __future__ import annotations
