@@ -80,6 +80,7 @@ class RateBudget:
         self._offset_low = 0.0
         self._offset_high = 0.0
         self._offset_known = False
+        self._date: tuple[str, float | None] = ("", None)  # the last Date read, parsed
         self._started = 0
         self._ended = 0
         self._ceiling: int | None = None  # None: no budget known, nothing to hold back
@@ -275,7 +276,11 @@ class RateBudget:
         return max(self._started - self._ended, 0)
 
     def _read_date(self, value: str, sent: float, received: float) -> None:
-        server = _parse_date(value)
+        # Answers within one second share their Date: parse each value once.
+        text, server = self._date
+        if value != text:
+            server = _parse_date(value)
+            self._date = (value, server)
         if server is None:
             return
         low, high = server - received, server + 1 - sent
