@@ -185,7 +185,7 @@ class Transport:
         try:
             return read(await self._try(url, params, page, deadline))
         except AsyncFetchError as exc:
-            self._scrub(exc)
+            self.scrub(exc)
             if retries.attempts == 1 or self._retry_wait(exc, 1, deadline) is False:
                 raise
             first_failure: AsyncFetchError | None = exc
@@ -214,7 +214,7 @@ class Transport:
                     try:
                         return read(await self._try(url, params, page, deadline))
                     except AsyncFetchError as exc:
-                        self._scrub(exc)
+                        self.scrub(exc)
                         raise
         except AsyncFetchError as exc:
             exc.attempts = tries
@@ -253,8 +253,10 @@ class Transport:
         jitter = random.uniform(0, retries.wait_initial)
         return min(retries.wait_max, grown + jitter)
 
-    def _scrub(self, exc: AsyncFetchError) -> None:
-        """Take the token out of everything an error built from a response says."""
+    def scrub(self, exc: AsyncFetchError) -> None:
+        """Take the token out of everything an error built from a response says
+        (``Listing`` applies it to errors raised outside ``get``, such as a
+        ``pages.next`` that is not a URL)."""
         token = self._token
         if token:
             _redact_error(exc, token)

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Generic, TypeVar
 
 from ._engine import ListChanges, Page
+from ._exceptions import AsyncFetchError
 
 __all__ = ["Listing", "ListingState"]
 
@@ -56,11 +57,17 @@ class Listing(Generic[T]):
         return self._state
 
     def __init__(
-        self, start: Callable[[int], AsyncGenerator[Page[T], None]], changes: ListChanges
+        self,
+        start: Callable[[int], AsyncGenerator[Page[T], None]],
+        changes: ListChanges,
+        *,
+        scrub: Callable[[AsyncFetchError], None] | None = None,
     ) -> None:
         self._start = start
         self.changes = changes
         self._state = ListingState[T]()
+        # Takes the token out of an error's message, whatever layer raised it.
+        self._state.scrub = scrub
         self._pages: AsyncGenerator[Page[T], None] | None = None
         self._items: AsyncGenerator[T, None] | None = None
 
@@ -134,6 +141,7 @@ class ListingState(Generic[T]):
         "closed_reason",
         "done",
         "interrupted",
+        "scrub",
         "source",
         "source_closed",
         "task",
@@ -148,6 +156,7 @@ class ListingState(Generic[T]):
         self.interrupted = False  # we cancelled it to tell it closed_reason
         self.source_closed: asyncio.Event | None = None  # set once the source is closed
         self.done: asyncio.Event | None = None  # set when the page generator has ended
+        self.scrub: Callable[[AsyncFetchError], None] | None = None
 
     async def close_for_client(self) -> None:
         """The client is closing: stop the fetch; a consumer that comes back gets an
@@ -201,6 +210,10 @@ async def _guarded(
                 page = await anext(source)
             except StopAsyncIteration:
                 return
+            except AsyncFetchError as exc:
+                if state.scrub is not None:
+                    state.scrub(exc)
+                raise
             except asyncio.CancelledError:
                 if state.interrupted and task is not None:
                     state.interrupted = False

@@ -21,7 +21,8 @@ coordinated pause, not a herd of retries), then a single probe request goes
 out and its response opens the new window for the others.
 
 Clocks. ``X-RateLimit-Reset`` is the server's time, so waiting for it by our
-clock is only right if the two agree. Each response's ``Date`` header gives
+clock is only right if the two agree. Each API response's ``Date`` header
+(one with the rate headers: a proxy's page has the proxy's clock) gives
 the server's time to the whole second: a ``Date`` of ``D`` received at our
 time ``t`` (sent at ``s``) puts the server's clock between ``D - t`` and
 ``D + 1 - s`` ahead of ours. The budget keeps the tightest such bounds over
@@ -161,14 +162,16 @@ class RateBudget:
         """Read the ``X-RateLimit-*`` and ``Date`` headers of the response to
         request ``sequence``, sent and received at ``sent`` and ``received``
         by our clock."""
-        date = headers.get("Date")
-        if date is not None and sent is not None and received is not None:
-            self._read_date(date, sent, received)
-        self._tick()
-        self._ended += 1
         remaining = header_number(headers.get("X-RateLimit-Remaining"))
         reset = header_number(headers.get("X-RateLimit-Reset"))
         limit = header_number(headers.get("X-RateLimit-Limit"))
+        date = headers.get("Date")
+        # Only the API's own answers (those with its rate headers) tell its clock:
+        # a proxy's error page carries the proxy's.
+        if reset is not None and date is not None and sent is not None and received is not None:
+            self._read_date(date, sent, received)
+        self._tick()
+        self._ended += 1
         if reset is not None and abs(reset - self.server_time()) > _MAX_RESET_DISTANCE:
             reset = None  # not a time this window could end at: garbage
         if remaining is None or reset is None:

@@ -346,7 +346,9 @@ async def test_server_remaining_models_and_rounded_down_limit(make_server: MakeS
 # -- 9.9: the token, echoed by a server ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("where", ["message", "code", "request_id", "html", "200-not-json"])
+@pytest.mark.parametrize(
+    "where", ["message", "code", "request_id", "html", "200-not-json", "next-link"]
+)
 async def test_an_echoed_token_is_redacted_from_errors(raw_server: RawServer, where: str) -> None:
     async def handler(request: web.Request) -> web.Response:
         echoed = request.headers["Authorization"]
@@ -354,6 +356,11 @@ async def test_an_echoed_token_is_redacted_from_errors(raw_server: RawServer, wh
             return web.Response(status=400, text=f"<p>bad auth {echoed}</p>")
         if where == "200-not-json":
             return web.Response(status=200, text=f"you sent {echoed}")
+        if where == "next-link":  # followed without total_pages, and not a URL
+            pages = {"type": "pages", "page": 1, "next": f"http://[{echoed}"}
+            return web.Response(
+                body=orjson.dumps({"type": "user.list", "users": [], "pages": pages})
+            )
         error = {"code": "bad", "message": "refused"}
         payload: dict[str, object] = {"type": "error.list", "request_id": "r", "errors": [error]}
         if where == "request_id":
