@@ -152,3 +152,36 @@ async def test_a_new_window_is_known_by_the_servers_reset_whatever_our_clock() -
     assert [await budget.acquire() for _ in range(4)] == list(
         range(second_probe + 1, second_probe + 5)
     )
+
+
+async def test_headers_gone_the_last_limit_is_counted_per_window_of_our_own() -> None:
+    clock = Clock()
+    budget = RateBudget(clock=clock)
+    budget.update(await budget.acquire(), headers(remaining=0, reset=NOW + 1, limit=10))
+    clock.now = NOW + 1
+    probe = await budget.acquire()
+    assert probe == 2
+    # The probe's answer says nothing of the budget: the last Limit still holds,
+    # counted from the window's edge (where the probe was the first request).
+    budget.update(probe, {})
+    assert [await budget.acquire() for _ in range(9)] == list(range(3, 12))
+    twelfth = asyncio.ensure_future(budget.acquire())
+    await settle()
+    assert not twelfth.done()
+    # Our own window: as long as Intercom's 10 s (no two resets seen yet).
+    clock.now = NOW + 10.9
+    budget.forget(999)
+    await settle()
+    assert not twelfth.done()
+    clock.now = NOW + 11
+    budget.forget(999)
+    assert await asyncio.wait_for(twelfth, 1) == 12
+
+
+async def test_a_wait_longer_than_max_wait_raises_at_once() -> None:
+    from asyncfetch import RateLimitError
+
+    budget = RateBudget(clock=Clock())
+    budget.update(await budget.acquire(), headers(remaining=0, reset=NOW + 3600))
+    with pytest.raises(RateLimitError, match=r"asks to wait 3600 s, longer than the 120 s"):
+        await asyncio.wait_for(budget.acquire(max_wait=120), 1)
