@@ -359,8 +359,7 @@ class Transport:
             )
             error.args = (error.message,)
             error.retry_after = wait  # so that it is not retried
-            budget.forget(sequence)
-            return
+            return  # update() has already ended the request (and any probe)
         budget.throttled(sequence, error.retry_after, told=told)
 
 

@@ -12,8 +12,9 @@ serve Intercom's Scroll API with its rules (one open scroll per collection,
 expiry, single-use ``scroll_param``, a 5xx ends the scroll); see
 `asyncfetch._scroll_server`.
 
-Rate-limit headers, as the real API sends them (see ``/work/shared``'s API
-notes and their sources):
+Rate-limit headers, as the real API sends them (sources: Intercom's "Rate
+Limiting" page of the API 1.x and 2.0 reference, and intercom-node
+``test/errors.js``):
 
 * ``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (UNIX seconds) and an
   ``X-Request-Id`` on every answer of the API, 401 included (intercom-node
