@@ -430,7 +430,7 @@ class _RateWindow:
     def exceeded(self, headers: Mapping[str, str]) -> web.Response:
         """The 429 of an exhausted window, with ``headers`` (X-RateLimit-*) and Remaining 0."""
         message = f"Exceeded rate limit of {self.allowed} in {self.seconds}_seconds"
-        if headers:
+        if "X-RateLimit-Limit" in headers:  # not while the headers are missing
             headers = {**headers, "X-RateLimit-Remaining": "0"}
         return _error_response(429, "rate_limit_exceeded", message, headers)
 
