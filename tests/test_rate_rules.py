@@ -391,3 +391,25 @@ async def test_the_cli_never_prints_an_echoed_token(raw_server: RawServer) -> No
     assert result.returncode == 1
     assert TOKEN.encode() not in result.stderr + result.stdout
     assert b"[token]" in result.stderr
+
+
+async def test_every_api_answer_carries_a_request_id_and_rate_headers(
+    make_server: MakeServer,
+) -> None:
+    server = await make_server(users=10, rate_limit=1, clock=Clock(NOW))
+    async with aiohttp.ClientSession(headers={"Authorization": "Bearer x"}) as session:
+        for path, status in (("/users", 200), ("/users", 429), ("/no/such/path", 429)):
+            async with session.get(server.base_url + path) as resp:
+                assert resp.status == status
+                assert resp.headers["X-RateLimit-Limit"] == "1"
+                assert resp.headers["X-RateLimit-Reset"] == str(int(NOW) + 10)
+                if status != 200:
+                    assert resp.headers["X-Request-Id"] == (await resp.json())["request_id"]
+                assert resp.headers["X-Request-Id"]
+    # 500 a minute shows as 83 per 10-s window, rounded down.
+    per_minute = await make_server(users=10, rate_limit_per_minute=500, clock=Clock(NOW))
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": "Bearer x"}) as session,
+        session.get(per_minute.base_url + "/tags") as resp,
+    ):
+        assert resp.headers["X-RateLimit-Limit"] == "83"
