@@ -291,7 +291,7 @@ class IntercomClient:
                 return _scroll_past_cap(pages, lambda: scroller.pages(start=first))
             return pages
 
-        listing = Listing(start, changes)
+        listing = Listing(start, changes, scrub=self._transport.scrub)
         self._open.add(listing.state)
         return listing
 

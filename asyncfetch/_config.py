@@ -20,11 +20,14 @@ class Retries:
       off. Default 5.
     - ``max_wait``: seconds one request may spend between its first try and
       its last retry, backoff and rate-limit pauses included; ``None`` for no
-      bound. Default 120.
+      bound. Default 120. A wait longer than what is left of it is never
+      started: the request fails at once (a ``RateLimitError`` saying how
+      long the server asked to wait, when that is what it was).
     - ``wait_initial``, ``wait_max``: the exponential backoff between tries
       (with jitter) starts at ``wait_initial`` seconds and doubles up to
-      ``wait_max``. Defaults 0.5 and 10. A server's ``Retry-After`` or
-      ``X-RateLimit-Reset`` overrides them.
+      ``wait_max``. Defaults 0.5 and 10. A server's ``Retry-After`` longer
+      than the backoff lengthens the wait, never shortens it (it is a
+      minimum); 429s wait for the rate window instead (see ``RateBudget``).
 
     Retries use stamina, so ``stamina.set_testing(True)`` turns backoff off in
     your tests.

@@ -23,8 +23,10 @@ request is sent.
 429, 5xx, ``TransportError`` and ``ResponseFormatError`` are retried (see
 ``Retries``) before they are raised; ``attempts`` says how many tries were made.
 
-Messages name the URL and page but never the token (it only travels in a
-header, which no message includes).
+Messages name the URL and page but never the token: it only travels in a
+header, and where a server echoes it back (in an error body, a ``request_id``,
+a page that is not JSON) ``_http.py`` replaces it with ``[token]`` in the
+message, ``args``, ``url``, ``code`` and ``request_id`` of the error.
 """
 
 from __future__ import annotations
@@ -78,7 +80,9 @@ class APIError(AsyncFetchError):
     Carries what Intercom's ``error.list`` body says: ``code`` (read from
     ``errors[0].code``, or ``errors[0].type`` in older payloads), the server's
     ``message`` and its ``request_id``, plus the HTTP ``status`` and the
-    ``Retry-After`` header in seconds (``retry_after``, ``None`` if absent).
+    ``Retry-After`` header in seconds (``retry_after``, ``None`` if absent; for
+    a ``RateLimitError`` that ``max_wait`` cut short, the wait the server asked
+    for, from ``Retry-After`` or ``X-RateLimit-Reset``).
     """
 
     def __init__(
@@ -116,7 +120,12 @@ class NotFoundError(APIError):
 
 
 class RateLimitError(APIError):
-    """429: the rate budget of the current window is spent."""
+    """429: the rate budget of the current window is spent.
+
+    Also raised, with ``status`` 429 and ``code`` ``"rate_limit_wait"``, before
+    a request is sent when the server's budget would make it wait longer than
+    is left of ``Retries.max_wait``; ``retry_after`` is then the wait asked for.
+    """
 
 
 class ServerError(APIError):

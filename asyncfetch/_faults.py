@@ -28,6 +28,15 @@ those rates small for tests that scroll far.  A cut answer to a scroll
 ``scroll_exists`` until it expires (``ServerConfig.scroll_expiry_seconds``).
 429s, resets, hangs and slow answers leave the scroll as it was: retrying
 the same request works.
+
+Two faults are about time and headers rather than one request: a *hiccup*
+(``hiccup_seconds``) answers every list request 503 with ``Retry-After: 0``
+for a while from the first one, as a brief outage whose answers ask for no
+wait (a client that took ``Retry-After: 0`` at its word would spend all its
+tries in milliseconds); and *odd headers* (``odd_headers_rate``) put absurd
+values (``1e999``, a 400-digit number, ``nan``, ``-1``, text, nothing) into
+an answer's ``X-RateLimit-*`` and ``Retry-After`` headers, which a client
+must read as "not said", never crash on.
 """
 
 from __future__ import annotations
@@ -44,14 +53,28 @@ __all__ = [
     "ERROR_CODES",
     "FAULT_KINDS",
     "HTML_ERROR_PAGES",
+    "ODD_HEADER_NAMES",
+    "ODD_HEADER_VALUES",
     "Fault",
     "FaultConfig",
     "FaultInjector",
 ]
 
 #: Fault kinds, in the order they are checked against a request's draw; also
-#: the keys of ``ServerStats.faults``.
+#: the keys of ``ServerStats.faults`` (with ``"hiccup"`` and ``"odd_headers"``).
 FAULT_KINDS: Final = ("error", "html_error", "bad_body", "throttle", "reset", "hang", "slow")
+
+#: ``odd_headers`` faults: the values, one picked by the draw, put in every
+#: ``X-RateLimit-*`` header and ``Retry-After`` of the answer.
+ODD_HEADER_VALUES: Final = ("1e999", "9" * 400, "nan", "-1", "soon", "")
+
+#: The rate-limit headers an ``odd_headers`` fault garbles.
+ODD_HEADER_NAMES: Final = (
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "Retry-After",
+)
 
 #: ``error`` faults: status -> (Intercom error code, message) of the error.list body.
 ERROR_CODES: Final[dict[int, tuple[str, str]]] = {
@@ -128,6 +151,14 @@ class FaultConfig:
         slow_ms: Extra latency of a slow answer, in milliseconds.
         max_consecutive_faults: The most faults one URL (path + query) gets in
             a row; the next request for it is answered normally (0 disables faults).
+        hiccup_seconds: For this many seconds (on the server's clock) from the
+            first list request, every list request is answered 503
+            ``service_unavailable`` with ``Retry-After: 0``, whatever the other
+            settings and ``max_consecutive_faults`` say.  0: no hiccup.
+        odd_headers_rate: Probability, drawn on its own, that an answer
+            (normal, or any fault's that has headers) carries an absurd value
+            (`ODD_HEADER_VALUES`) in every ``X-RateLimit-*`` header and in
+            ``Retry-After``.
     """
 
     seed: int = 0
@@ -145,11 +176,13 @@ class FaultConfig:
     slow_rate: float = 0.0
     slow_ms: float = 500.0
     max_consecutive_faults: int = 3
+    hiccup_seconds: float = 0.0
+    odd_headers_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if not _is_int(self.seed):
             raise ValueError(f"seed must be an int, got {self.seed!r}")
-        for name in (*_RATE_FIELDS, "retry_after_share"):
+        for name in (*_RATE_FIELDS, "retry_after_share", "odd_headers_rate"):
             value = getattr(self, name)
             if not (_is_number(value) and 0 <= value <= 1):
                 raise ValueError(f"{name} must be a probability from 0 to 1, got {value!r}")
@@ -159,7 +192,7 @@ class FaultConfig:
                 f"{', '.join(_RATE_FIELDS)} must add up to 1 at most "
                 f"(a request gets one fault at most), got {total:g}"
             )
-        for name in ("hang_seconds", "jitter_ms", "slow_ms"):
+        for name in ("hang_seconds", "jitter_ms", "slow_ms", "hiccup_seconds"):
             value = getattr(self, name)
             if not (_is_number(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -170,8 +203,14 @@ class FaultConfig:
 
     @property
     def active(self) -> bool:
-        """True if any fault rate or ``jitter_ms`` is above 0 (the server has work to do)."""
-        return self.jitter_ms > 0 or any(getattr(self, name) > 0 for name in _RATE_FIELDS)
+        """True if any fault rate, ``jitter_ms`` or ``hiccup_seconds`` is above 0
+        (the server has work to do)."""
+        return (
+            self.jitter_ms > 0
+            or self.hiccup_seconds > 0
+            or self.odd_headers_rate > 0
+            or any(getattr(self, name) > 0 for name in _RATE_FIELDS)
+        )
 
     @classmethod
     def parse(cls, spec: str) -> FaultConfig:
@@ -216,8 +255,11 @@ class Fault:
         kind: One of `FAULT_KINDS`, or None for a normal answer.
         delay_s: Seconds to wait before answering (jitter, plus ``slow_ms`` for ``slow``).
         status: The status of an ``error``, ``html_error`` or ``throttle`` answer.
-        retry_after: ``Retry-After`` seconds of a ``throttle`` answer, or None for no header.
+        retry_after: ``Retry-After`` seconds of a ``throttle`` or ``hiccup``
+            answer, or None for no header.
         html: For ``bad_body``: an HTML page (True) or truncated JSON (False).
+        odd_header: The absurd value to put in the answer's rate-limit headers
+            (an ``odd_headers`` fault, on top of any kind), or None.
     """
 
     kind: str | None
@@ -225,6 +267,7 @@ class Fault:
     status: int = 200
     retry_after: int | None = None
     html: bool = False
+    odd_header: str | None = None
 
 
 class FaultInjector:
@@ -250,12 +293,30 @@ class FaultInjector:
         self._requests: dict[str, int] = {}  # URL -> list requests seen for it
         self._streak: dict[str, int] = {}  # URL -> faults in a row, up to now
         self._burst_left = 0  # requests still to get 429 from the current burst
+        self._hiccup_until: float | None = None  # server time the hiccup ends
 
-    def decide(self, url: str) -> Fault:
-        """Return the fault for one request of ``url`` (path + query) and record it."""
+    def decide(self, url: str, now: float = 0.0) -> Fault:
+        """Return the fault for one request of ``url`` (path + query) at the
+        server's time ``now`` and record it."""
+        fault = self._decide(url, now)
+        if self.config.odd_headers_rate > 0:
+            # A draw of its own, after the others: it changes none of them.
+            rng = random.Random(f"{self.config.seed}\0odd\0{self._requests[url]}\0{url}")
+            odd_u, value_u = rng.random(), rng.random()
+            if odd_u < self.config.odd_headers_rate:
+                value = ODD_HEADER_VALUES[int(value_u * len(ODD_HEADER_VALUES))]
+                return dataclasses.replace(fault, odd_header=value)
+        return fault
+
+    def _decide(self, url: str, now: float) -> Fault:
         config = self.config
         attempt = self._requests.get(url, 0)
         self._requests[url] = attempt + 1
+        if config.hiccup_seconds > 0:
+            if self._hiccup_until is None:
+                self._hiccup_until = now + config.hiccup_seconds
+            if now < self._hiccup_until:
+                return Fault("hiccup", status=503, retry_after=0)
         # A str seed is hashed with SHA-512, not hash(): the same in every process.
         rng = random.Random(f"{config.seed}\0{attempt}\0{url}")
         # Always four draws in this order, so each one's meaning is fixed.

@@ -15,6 +15,8 @@ from typing import Any, Final, Protocol
 
 import orjson
 
+from ._json import dumps, dumps_each
+
 __all__ = ["FORMATS", "Csv", "JsonArray", "JsonLines", "OutputFormat", "make_format"]
 
 _LINE: Final = orjson.OPT_APPEND_NEWLINE
@@ -38,7 +40,10 @@ class JsonLines:
 
     def page(self, items: Sequence[Any], *, written_before: int) -> bytes:
         dumps = orjson.dumps
-        return b"".join([dumps(item, option=_LINE) for item in items])
+        try:
+            return b"".join([dumps(item, option=_LINE) for item in items])
+        except orjson.JSONEncodeError:  # an integer wider than 64 bits: keep it exact
+            return b"".join([line + b"\n" for line in dumps_each(items)])
 
     def footer(self, *, written: int) -> bytes:
         return b""
@@ -57,7 +62,10 @@ class JsonArray:
         # The separator comes before each item, so a page never needs to know
         # whether another follows it.
         first = b"\n" if written_before == 0 else b",\n"
-        return first + b",\n".join([dumps(item) for item in items])
+        try:
+            return first + b",\n".join([dumps(item) for item in items])
+        except orjson.JSONEncodeError:  # an integer wider than 64 bits: keep it exact
+            return first + b",\n".join(dumps_each(items))
 
     def footer(self, *, written: int) -> bytes:
         return b"\n]\n" if written else b"]\n"
@@ -106,7 +114,7 @@ def _cell(item: Any, path: list[str]) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
-    return orjson.dumps(value).decode()
+    return dumps(value).decode()
 
 
 FORMATS: Final = ("jsonl", "json", "csv")

@@ -5,11 +5,23 @@ a client shares one connection pool, one concurrency bound and one rate
 budget. This module is also the single boundary where aiohttp's and asyncio's
 errors become asyncfetch's (``_exceptions.py``).
 
-One try of a request, in order: take a place under the concurrency gate; pass
-the user's ``rate`` cap (aiolimiter); wait for the server's advertised budget
-(``RateBudget``); then send, with the per-try timeout running from here, so
+One try of a request, in order: take a place under the concurrency gate; wait
+for the server's advertised budget (``RateBudget``); pass the user's ``rate``
+cap (aiolimiter); then send, with the per-try timeout running from here, so
 time spent waiting for a place is never counted against the request. Between
 tries the place is given back, so a request waiting to retry blocks no other.
+A place taken from the budget is given back on every way out, a cancellation
+while waiting for the ``rate`` cap included: a lost probe would hold every
+later request of the client for good.
+
+``Retries.max_wait`` bounds the whole request: every wait (backoff, a
+``Retry-After``, a rate-limit pause) is weighed against what is left of it,
+and one that would overrun fails the request at once. ``Retry-After`` is a
+minimum, never a reason to retry sooner than the backoff.
+
+Bodies are parsed by ``_json.loads`` (orjson, or the standard library for a
+body with an integer wider than 64 bits), and the token is taken out of every
+error built from a response, in case the server echoes it back.
 """
 
 from __future__ import annotations
@@ -18,11 +30,13 @@ import asyncio
 import email.utils
 import logging
 import math
+import random
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -45,7 +59,8 @@ from ._exceptions import (
     ServerError,
     TransportError,
 )
-from ._ratelimit import RateBudget
+from ._json import loads
+from ._ratelimit import RateBudget, header_number
 
 __all__ = ["FetchStats", "Transport"]
 
@@ -100,6 +115,8 @@ class Transport:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._headers = dict(headers)
+        # Kept to take it out of anything a response puts into a message.
+        self._token = _token_of(self._headers.get("Authorization", ""))
         self._concurrency = concurrency
         self._rate = rate
         self._clock = clock
@@ -160,19 +177,26 @@ class Transport:
         was expected; that is retried like a 5xx. ``page`` labels errors.
         After the last try, its error is raised with ``attempts`` set.
         """
+        retries = self._retries
+        # max_wait bounds the whole request, every wait included.
+        deadline = None if retries.max_wait is None else time.monotonic() + retries.max_wait
         # The first try runs bare: building the retry machinery for every
         # request would cost more CPU than parsing a page.
         try:
-            return read(await self._try(url, params, page))
+            return read(await self._try(url, params, page, deadline))
         except AsyncFetchError as exc:
-            if self._retries.attempts == 1 or self._retry_hint(exc) is False:
+            self.scrub(exc)
+            if retries.attempts == 1 or self._retry_wait(exc, 1, deadline) is False:
                 raise
             first_failure: AsyncFetchError | None = exc
-        retries = self._retries
         tries = 1
+
+        def backoff_hook(exc: Exception) -> bool | float:
+            return self._retry_wait(exc, tries, deadline)
+
         try:
             async for attempt in stamina.retry_context(
-                on=self._retry_hint,
+                on=backoff_hook,
                 attempts=retries.attempts,
                 timeout=retries.max_wait,
                 wait_initial=retries.wait_initial,
@@ -187,36 +211,86 @@ class Transport:
                         failure, first_failure = first_failure, None
                         raise failure
                     self._stats.retries += 1
-                    return read(await self._try(url, params, page))
+                    try:
+                        return read(await self._try(url, params, page, deadline))
+                    except AsyncFetchError as exc:
+                        self.scrub(exc)
+                        raise
         except AsyncFetchError as exc:
             exc.attempts = tries
             raise
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
-    def _retry_hint(self, exc: Exception) -> bool | float:
-        """stamina's backoff hook (see ``_retry_hint``), bounded by ``max_wait``."""
+    def _retry_wait(self, exc: Exception, failures: int, deadline: float | None) -> bool | float:
+        """stamina's backoff hook after the ``failures``-th failed try: ``False``
+        to fail now, else the seconds to wait before the next try.
+
+        The wait is the exponential backoff, or a server's ``Retry-After`` when
+        that is longer (it is a minimum, never a reason to retry sooner), and
+        never more than what is left of ``max_wait``.
+        """
         hint = _retry_hint(exc)
         if hint is False:
             return False
-        max_wait = self._retries.max_wait
+        left = math.inf if deadline is None else deadline - time.monotonic()
         retry_after = exc.retry_after if isinstance(exc, APIError) else None
-        if retry_after is not None and max_wait is not None and retry_after > max_wait:
+        if retry_after is not None and retry_after > left:
             return False  # the server asks for longer than we may wait
+        if isinstance(exc, RateLimitError):
+            wait = 0.0  # the rate budget holds every request for as long as needed
+        else:
+            wait = max(self._backoff(failures), retry_after or 0.0)
+            if wait > left:
+                return False
         logger.info("retrying after: %s", exc)
-        return hint
+        return wait
 
-    async def _try(self, url: str, params: Mapping[str, str] | None, page: int | None) -> Any:
+    def _backoff(self, failures: int) -> float:
+        """stamina's exponential backoff with jitter, after ``failures`` failed tries."""
+        retries = self._retries
+        # 2 ** 64 already exceeds any wait_max; the exponent is capped to stay a float.
+        grown = retries.wait_initial * 2.0 ** min(failures - 1, 64)
+        jitter = random.uniform(0, retries.wait_initial)
+        return min(retries.wait_max, grown + jitter)
+
+    def scrub(self, exc: AsyncFetchError) -> None:
+        """Take the token out of everything an error built from a response says
+        (``Listing`` applies it to errors raised outside ``get``, such as a
+        ``pages.next`` that is not a URL)."""
+        token = self._token
+        if token:
+            _redact_error(exc, token)
+
+    async def _try(
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        page: int | None,
+        deadline: float | None,
+    ) -> Any:
         session = self._session
         if session is None:
             raise RuntimeError("the client is not open: use it as 'async with IntercomClient(...)'")
+        budget = self._budget
         async with self._gate:
-            sequence = await self._budget.acquire()
+            left = None if deadline is None else deadline - time.monotonic()
+            try:
+                sequence = await budget.acquire(max_wait=left)
+            except RateLimitError as exc:
+                exc.url, exc.page = url, page
+                raise
             # The user's cap is passed after the server's budget, so requests held
             # by a pause do not all go out at once when it ends.
             if self._limiter is not None:
-                await self._limiter.acquire()
+                try:
+                    await self._limiter.acquire()
+                except BaseException:
+                    # Cancelled while waiting: give the place (maybe the probe) back.
+                    budget.forget(sequence)
+                    raise
             self._stats.requests += 1
             started = time.perf_counter()
+            sent = self._clock()
             try:
                 async with session.get(url, params=params, allow_redirects=False) as response:
                     body = await response.read()
@@ -224,7 +298,7 @@ class Transport:
                     headers = response.headers
                     answered_url = response.url
             except BaseException as exc:
-                self._budget.forget(sequence)
+                budget.forget(sequence)
                 if isinstance(exc, TimeoutError):
                     raise RequestTimeout(
                         f"no complete response within {self._timeout} s", url=url, page=page
@@ -237,33 +311,56 @@ class Transport:
                 if isinstance(exc, aiohttp.ClientError):
                     raise TransportError(f"request failed: {exc}", url=url, page=page) from None
                 raise
-        self._budget.update(sequence, headers)
+        budget.update(sequence, headers, sent=sent, received=self._clock())
         stats = self._stats
         stats.statuses[status] += 1
         stats.bytes += len(body)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "GET %s page=%s -> %d, %d bytes, %.0f ms",
-                answered_url, page, status, len(body), (time.perf_counter() - started) * 1000,
+                _redact(str(answered_url), self._token), page, status, len(body),
+                (time.perf_counter() - started) * 1000,
             )  # fmt: skip
         if status >= 300:
             error = _api_error(status, body, headers, url=str(answered_url), page=page)
-            max_wait = self._retries.max_wait
-            if isinstance(error, RateLimitError) and (
-                error.retry_after is None or max_wait is None or error.retry_after <= max_wait
-            ):
-                # Pause every request, once, until the server says the budget is back.
-                told = "X-RateLimit-Remaining" in headers
-                self._budget.throttled(sequence, error.retry_after, told=told)
+            if isinstance(error, RateLimitError):
+                self._throttled(error, sequence, headers, deadline)
             raise error
         try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
+            return loads(body)
+        except ValueError:
             raise ResponseFormatError(
                 f"HTTP {status} response body is not JSON: {_snippet(body)}",
                 url=str(answered_url),
                 page=page,
             ) from None
+
+    def _throttled(
+        self,
+        error: RateLimitError,
+        sequence: int,
+        headers: CIMultiDictProxy[str],
+        deadline: float | None,
+    ) -> None:
+        """A 429: pause every request, once, until the server says the budget is
+        back, or, if it asks for longer than is left of ``max_wait``, say so."""
+        budget = self._budget
+        told = header_number(headers.get("X-RateLimit-Remaining")) is not None
+        wait = error.retry_after
+        if wait is None and told:
+            reset = header_number(headers.get("X-RateLimit-Reset"))
+            if reset is not None:
+                wait = max(reset - budget.server_time(), 0.0)
+        left = None if deadline is None else deadline - time.monotonic()
+        if wait is not None and left is not None and wait > left:
+            error.message = (
+                f"{error.message}; the server asks to wait {wait:.0f} s, longer than the "
+                f"{max(left, 0):.0f} s left of max_wait (--max-retry-wait)"
+            )
+            error.args = (error.message,)
+            error.retry_after = wait  # so that it is not retried
+            return  # update() has already ended the request (and any probe)
+        budget.throttled(sequence, error.retry_after, told=told)
 
 
 def _retry_hint(exc: Exception) -> bool | float:
@@ -288,7 +385,9 @@ def _limiter_for(rate: float | None) -> AsyncLimiter | None:
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """``Retry-After`` in seconds: a number of seconds or an HTTP date."""
+    """``Retry-After`` in seconds: a number of seconds or an HTTP date (compared
+    with the answer's own ``Date``, so that our clock does not matter); ``None``
+    when absent or not understood. Never raises."""
     value = headers.get("Retry-After")
     if not value:
         return None
@@ -298,11 +397,46 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         pass
     else:
         return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    when = _http_date(value)
+    if when is None:
         return None
-    return max(0.0, when.timestamp() - time.time())
+    now = _http_date(headers.get("Date") or "")
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def _http_date(value: str) -> float | None:
+    try:
+        stamp = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+    return stamp if math.isfinite(stamp) else None
+
+
+def _token_of(authorization: str) -> str:
+    scheme, _, credentials = authorization.partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else ""
+
+
+def _redact(text: str, token: str) -> str:
+    if not token:
+        return text
+    for form in (token, quote(token, safe="")):
+        if form in text:
+            text = text.replace(form, "[token]")
+    return text
+
+
+def _redact_error(exc: AsyncFetchError, token: str) -> None:
+    """Replace the token, wherever a server put it, in what ``exc`` shows."""
+    exc.message = _redact(exc.message, token)
+    exc.args = tuple(_redact(arg, token) if isinstance(arg, str) else arg for arg in exc.args)
+    if exc.url is not None:
+        exc.url = _redact(exc.url, token)
+    if isinstance(exc, APIError):
+        if exc.code is not None:
+            exc.code = _redact(exc.code, token)
+        if exc.request_id is not None:
+            exc.request_id = _redact(exc.request_id, token)
 
 
 def _api_error(

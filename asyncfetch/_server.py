@@ -12,6 +12,29 @@ serve Intercom's Scroll API with its rules (one open scroll per collection,
 expiry, single-use ``scroll_param``, a 5xx ends the scroll); see
 `asyncfetch._scroll_server`.
 
+Rate-limit headers, as the real API sends them (sources: Intercom's "Rate
+Limiting" page of the API 1.x and 2.0 reference, and intercom-node
+``test/errors.js``):
+
+* ``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (UNIX seconds) and an
+  ``X-Request-Id`` on every answer of the API, 401 included (intercom-node
+  ``test/errors.js`` answers a 401 with them); a 401 does not count against
+  the budget.  The ``error.list`` body's ``request_id`` is the same id.
+* The limit is metered per window and advertised rounded down: 1,000 a
+  minute shows as ``X-RateLimit-Limit: 166`` per 10-second window, while the
+  429 says "Exceeded rate limit of 167 in 10_seconds" (Intercom's rate-limit
+  docs).  ``rate_limit_per_minute`` models that; ``rate_limit`` sets a
+  whole number per window directly.
+* ``Remaining`` under either model (``remaining_counts_request``): counting
+  the request it answers, or as in the 1.x and 2.0 docs' examples, where it
+  still equals ``Limit`` after a window's first request.
+* The headers are occasionally missing (Intercom's docs: about once a month,
+  when they expire): ``rate_headers_missing`` leaves them off a range of
+  answers while the limit still holds.
+* ``Date`` comes from the server's own clock, so ``clock_skew_seconds`` moves
+  ``Date`` and ``X-RateLimit-Reset`` together, as a real server whose clock
+  differs from the client's would.
+
 For testing clients against a misbehaving API it can also inject seeded
 faults into list requests (`FaultConfig`: 5xx, proxy HTML pages, bad bodies,
 429 bursts, resets, hangs, latency) and grow the user lists during a fetch
@@ -29,7 +52,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import contextvars
 import dataclasses
+import email.utils
 import functools
 import hmac
 import math
@@ -51,6 +76,7 @@ from asyncfetch._faults import (
     BAD_BODY_HTML,
     ERROR_CODES,
     HTML_ERROR_PAGES,
+    ODD_HEADER_NAMES,
     FaultConfig,
     FaultInjector,
 )
@@ -76,8 +102,9 @@ MAX_PER_PAGE: Final = 60
 #: Default length of the rate-limit windows (`ServerConfig.rate_window_seconds`).
 RATE_WINDOW_SECONDS: Final = 10
 #: Advertised (never enforced) per-window limit when no rate_limit is set:
-#: Intercom's 10,000 requests per minute, metered per 10-second window.
-ADVERTISED_RATE_LIMIT: Final = 1667
+#: Intercom's 10,000 requests per minute, metered per 10-second window and
+#: rounded down.
+ADVERTISED_RATE_LIMIT: Final = 1666
 CAP_MESSAGE: Final = "page limit reached, please use scroll API"
 
 # Handlers still running at stop() get this long before they are cancelled;
@@ -108,8 +135,24 @@ class ServerConfig:
         latency_ms: Fixed delay, in milliseconds, added to every request before
             it is handled (simulates the network and Intercom's own time).
         rate_limit: Requests allowed per window.  When set it is advertised
-            in ``X-RateLimit-Limit`` and enforced with 429; when None the
-            headers advertise 1667 per window but nothing is enforced.
+            in ``X-RateLimit-Limit`` and enforced with 429; when None (and
+            ``rate_limit_per_minute`` is None) the headers advertise 1666 per
+            window but nothing is enforced.
+        rate_limit_per_minute: The quota as Intercom states it, per minute
+            (instead of ``rate_limit``): each window allows its share,
+            ``per_minute * rate_window_seconds / 60``, rounded up when
+            enforced and rounded down in ``X-RateLimit-Limit``.
+        remaining_counts_request: True: ``X-RateLimit-Remaining`` counts the
+            request it answers (``Limit - 1`` after a window's first).  False:
+            the 1.x and 2.0 docs' model, where it is what was left before it
+            (``Limit`` after a window's first request).
+        rate_headers_missing: ``(first, last)``: the API's answers to
+            authenticated requests number ``first`` to ``last`` (from 1, in
+            arrival order) carry no ``X-RateLimit-*`` headers, though the limit
+            still holds.  None: every answer carries them.
+        clock_skew_seconds: How far the server's clock runs ahead of ``clock``
+            (negative: behind).  ``Date``, the rate windows and
+            ``X-RateLimit-Reset`` all follow the skewed clock.
         rate_window_seconds: Length of the rate-limit windows, an int >= 1.
             Windows are aligned to multiples of it since the epoch, and
             ``X-RateLimit-Reset`` is the end of the current one (Intercom: 10).
@@ -138,6 +181,10 @@ class ServerConfig:
     seed: int = 0
     latency_ms: float = 0.0
     rate_limit: int | None = None
+    rate_limit_per_minute: int | None = None
+    remaining_counts_request: bool = True
+    rate_headers_missing: tuple[int, int] | None = None
+    clock_skew_seconds: float = 0.0
     token: str | None = None
     page_cap_records: int = 10_000
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
@@ -168,6 +215,33 @@ class ServerConfig:
                 f"rate_limit must be None (not enforced) or an int >= 1 requests per "
                 f"{window} s, got {self.rate_limit!r}"
             )
+        per_minute = self.rate_limit_per_minute
+        if per_minute is not None and not (_is_int(per_minute) and per_minute >= 1):
+            raise ValueError(
+                f"rate_limit_per_minute must be None or an int >= 1, got {per_minute!r}"
+            )
+        if per_minute is not None and self.rate_limit is not None:
+            raise ValueError("give rate_limit or rate_limit_per_minute, not both")
+        if not isinstance(self.remaining_counts_request, bool):
+            raise ValueError(  # noqa: TRY004 - ValueError like every other field
+                f"remaining_counts_request must be a bool, got {self.remaining_counts_request!r}"
+            )
+        missing = self.rate_headers_missing
+        if missing is not None and not (
+            isinstance(missing, tuple)
+            and len(missing) == 2
+            and all(_is_int(n) and n >= 1 for n in missing)
+            and missing[0] <= missing[1]
+        ):
+            raise ValueError(
+                f"rate_headers_missing must be None or (first, last) request numbers, "
+                f"1 <= first <= last, got {missing!r}"
+            )
+        skew = self.clock_skew_seconds
+        if not (
+            isinstance(skew, int | float) and not isinstance(skew, bool) and math.isfinite(skew)
+        ):
+            raise ValueError(f"clock_skew_seconds must be a finite number, got {skew!r}")
         token = self.token
         if token is not None and not (
             isinstance(token, str) and token and token.isprintable() and " " not in token
@@ -248,13 +322,19 @@ class _ApiError(Exception):
         self.message = message
 
 
+# The X-Request-Id of the request being answered, repeated in error bodies.
+_REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "_REQUEST_ID", default=None
+)
+
+
 def _error_response(
     status: int, code: str, message: str, headers: Mapping[str, str] | None = None
 ) -> web.Response:
     body = {
         "type": "error.list",
         # Random like Intercom's; clients only log it.
-        "request_id": secrets.token_hex(10),
+        "request_id": _REQUEST_ID.get() or secrets.token_hex(10),
         "errors": [{"code": code, "message": message}],
     }
     response = _json_response(orjson.dumps(body), status=status)
@@ -285,37 +365,74 @@ def _html_response(body: bytes, *, status: int) -> web.Response:
 
 
 class _RateWindow:
-    """Counts requests in fixed windows of ``seconds`` aligned to the epoch."""
+    """Counts requests in fixed windows of ``seconds`` aligned to the epoch of
+    the server's (maybe skewed) clock."""
 
-    def __init__(self, limit: int | None, seconds: int, clock: Callable[[], float]) -> None:
-        self.limit = ADVERTISED_RATE_LIMIT if limit is None else limit
+    def __init__(self, config: ServerConfig) -> None:
+        seconds = config.rate_window_seconds
+        if config.rate_limit_per_minute is not None:
+            share = config.rate_limit_per_minute * seconds / 60
+            # Advertised rounded down, enforced as the quota's share (Intercom:
+            # "X-RateLimit-Limit: 166" for 1,000 a minute, "Exceeded rate limit of 167").
+            self.limit = max(math.floor(share), 1)
+            self.allowed = max(math.ceil(share), 1)
+        else:
+            self.limit = ADVERTISED_RATE_LIMIT if config.rate_limit is None else config.rate_limit
+            self.allowed = self.limit
+        self._enforced = config.rate_limit is not None or config.rate_limit_per_minute is not None
         self.seconds = seconds
-        self._enforced = limit is not None
-        self._clock = clock
+        self._counts_request = config.remaining_counts_request
+        self._missing = config.rate_headers_missing
+        self._clock = config.clock
+        self._skew = config.clock_skew_seconds
         self._window_start = -1
         self._count = 0
+        self._answers = 0
+
+    def now(self) -> float:
+        """The server's clock: ``clock`` plus the configured skew."""
+        return self._clock() + self._skew
 
     def hit(self) -> tuple[bool, dict[str, str]]:
         """Count one request; return (allowed, the X-RateLimit-* headers)."""
-        now = self._clock()
-        start = math.floor(now / self.seconds) * self.seconds
-        if start != self._window_start:
-            self._window_start, self._count = start, 0
+        start = self._start()
         self._count += 1
+        self._answers += 1
+        allowed = not self._enforced or self._count <= self.allowed
+        missing = self._missing
+        if missing is not None and missing[0] <= self._answers <= missing[1]:
+            return allowed, {}
+        left = self.limit - self._count + (0 if self._counts_request else 1)
         headers = {
             "X-RateLimit-Limit": str(self.limit),
             # 0, never negative, once past an enforced limit.
-            "X-RateLimit-Remaining": str(max(self.limit - self._count, 0)),
+            "X-RateLimit-Remaining": str(max(left, 0)),
             "X-RateLimit-Reset": str(start + self.seconds),
         }
-        return not self._enforced or self._count <= self.limit, headers
+        return allowed, headers
+
+    def peek(self) -> dict[str, str]:
+        """The X-RateLimit-* headers of an answer that is not counted (a 401)."""
+        start = self._start()
+        left = self.limit - self._count
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(max(left, 0)),
+            "X-RateLimit-Reset": str(start + self.seconds),
+        }
+
+    def _start(self) -> int:
+        start = math.floor(self.now() / self.seconds) * self.seconds
+        if start != self._window_start:
+            self._window_start, self._count = start, 0
+        return start
 
     def exceeded(self, headers: Mapping[str, str]) -> web.Response:
         """The 429 of an exhausted window, with ``headers`` (X-RateLimit-*) and Remaining 0."""
-        message = f"Exceeded rate limit of {self.limit} in {self.seconds}_seconds"
-        return _error_response(
-            429, "rate_limit_exceeded", message, {**headers, "X-RateLimit-Remaining": "0"}
-        )
+        message = f"Exceeded rate limit of {self.allowed} in {self.seconds}_seconds"
+        if "X-RateLimit-Limit" in headers:  # not while the headers are missing
+            headers = {**headers, "X-RateLimit-Remaining": "0"}
+        return _error_response(429, "rate_limit_exceeded", message, headers)
 
 
 def _positive_int(query: Mapping[str, str], name: str, default: int) -> int:
@@ -359,7 +476,7 @@ class IntercomServer:
         )
         self.stats = ServerStats()
         config = self.config
-        self._rate = _RateWindow(config.rate_limit, config.rate_window_seconds, config.clock)
+        self._rate = _RateWindow(config)
         self._latency_s = config.latency_ms / 1000
         # None unless some fault can happen: the happy path pays one None check.
         self._faults = (
@@ -492,14 +609,24 @@ class IntercomServer:
     async def _api_middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
         if self._latency_s:
             await asyncio.sleep(self._latency_s)
+        request_id = secrets.token_hex(10)
+        _REQUEST_ID.set(request_id)  # this request's task only
+        rate = self._rate
+        # The server's own clock, so that Date and X-RateLimit-Reset agree.
+        date = email.utils.formatdate(rate.now(), usegmt=True)
         try:
             self._authenticate(request.headers.get("Authorization"))
         except _ApiError as err:
-            # Unauthenticated: no rate-limit headers, no count against the budget.
-            return _error_response(err.status, err.code, err.message)
-        allowed, rate_headers = self._rate.hit()
+            # Unauthenticated: not counted against the budget, but the headers
+            # are there, as on every answer of the API (intercom-node test/errors.js).
+            refused = _error_response(err.status, err.code, err.message, rate.peek())
+            refused.headers.update({"X-Request-Id": request_id, "Date": date})
+            return refused
+        allowed, rate_headers = rate.hit()
+        rate_headers["X-Request-Id"] = request_id
+        rate_headers["Date"] = date
         if not allowed:
-            return self._rate.exceeded(rate_headers)
+            return rate.exceeded(rate_headers)
         if self._faults is not None and request.match_info.route.resource in self._list_resources:
             return await self._answer_with_fault(request, handler, rate_headers)
         # Inline rather than through _answer(): one coroutine less per request
@@ -525,10 +652,12 @@ class IntercomServer:
     ) -> web.StreamResponse:
         """Answer a list request as its `Fault` says (normally, if it has none)."""
         assert self._faults is not None
-        fault = self._faults.decide(request.path_qs)
+        fault = self._faults.decide(request.path_qs, self._rate.now())
         if fault.kind is not None:
             self.stats.faults[fault.kind] += 1
-        if fault.kind in ("error", "html_error"):
+        if fault.odd_header is not None:
+            self.stats.faults["odd_headers"] += 1
+        if fault.kind in ("error", "html_error", "hiccup"):
             kind = self._scroll_kinds.get(request.match_info.route.resource)
             if kind is not None:
                 # A 500 during a scroll means starting again (Intercom).
@@ -537,19 +666,25 @@ class IntercomServer:
             await asyncio.sleep(fault.delay_s)
         response: web.StreamResponse
         match fault.kind:
-            case "error":
+            case "error" | "hiccup":
                 code, message = ERROR_CODES[fault.status]
                 response = _error_response(fault.status, code, message, rate_headers)
+                if fault.retry_after is not None:
+                    response.headers["Retry-After"] = str(fault.retry_after)
             case "html_error":
                 # Made by a proxy the request never got past: no X-RateLimit-* headers.
-                return _html_response(HTML_ERROR_PAGES[fault.status], status=fault.status)
+                response = _html_response(HTML_ERROR_PAGES[fault.status], status=fault.status)
+                response.headers["Date"] = rate_headers["Date"]  # the proxy's, same clock
+                return response
             case "throttle":
                 response = self._rate.exceeded(rate_headers)
                 if fault.retry_after is not None:
                     response.headers["Retry-After"] = str(fault.retry_after)
             case "bad_body":
                 if fault.html:
-                    return _html_response(BAD_BODY_HTML, status=200)
+                    response = _html_response(BAD_BODY_HTML, status=200)
+                    response.headers["Date"] = rate_headers["Date"]
+                    return response
                 response = await self._truncated(request, handler)
                 response.headers.update(rate_headers)
             case "reset":
@@ -560,6 +695,9 @@ class IntercomServer:
             case _:  # no fault, or "slow" (already waited)
                 response = await self._answer(request, handler)
                 response.headers.update(rate_headers)
+        if fault.odd_header is not None:
+            # Over whatever the answer said (a 429's Remaining and Retry-After too).
+            response.headers.update(dict.fromkeys(ODD_HEADER_NAMES, fault.odd_header))
         return response
 
     async def _truncated(self, request: web.Request, handler: _Handler) -> web.Response:
