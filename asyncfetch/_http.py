@@ -153,19 +153,22 @@ class Transport:
         read: Callable[[Any], R],
         params: Mapping[str, str] | None = None,
         page: int | None = None,
+        retry: bool = True,
     ) -> R:
         """GET ``url``, parse its JSON body and pass it through ``read``.
 
         ``read`` raises ``ResponseFormatError`` for a body that is not what
         was expected; that is retried like a 5xx. ``page`` labels errors.
         After the last try, its error is raised with ``attempts`` set.
+        ``retry=False`` makes one try only (a scroll request: re-sending it
+        would skip a batch, so its caller starts the scroll again instead).
         """
         # The first try runs bare: building the retry machinery for every
         # request would cost more CPU than parsing a page.
         try:
             return read(await self._try(url, params, page))
         except AsyncFetchError as exc:
-            if self._retries.attempts == 1 or self._retry_hint(exc) is False:
+            if not retry or self._retries.attempts == 1 or self._retry_hint(exc) is False:
                 raise
             first_failure: AsyncFetchError | None = exc
         retries = self._retries

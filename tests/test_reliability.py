@@ -14,7 +14,7 @@ from asyncfetch import IntercomClient, PageLimitError, Retries
 from asyncfetch._faults import FaultConfig
 from asyncfetch._server import IntercomServer
 
-from .helpers import MakeServer, ids, users_with_tag
+from .helpers import MakeServer, ids, scroll_order, users_with_tag
 
 pytestmark = pytest.mark.anyio
 
@@ -137,13 +137,14 @@ async def test_a_tag_past_the_cap_is_scrolled_and_filtered_locally(
 ) -> None:
     server = await make_server(users=24_000)
     ws = server.workspace
-    expected = ids(users_with_tag(ws, ws.largest_tag_id))
-    assert len(expected) == 12_000
+    # Its users, then its leads: /users/scroll, then /contacts/scroll.
+    expected = ids(scroll_order(users_with_tag(ws, ws.largest_tag_id)))
+    assert len(expected) == 12_000 + 3_000
     async with client_for(server) as client:
         got = [str(u["id"]) async for u in client.users(tag_id=ws.largest_tag_id)]
     assert got == expected
     paths = Counter(path for path, _ in server.stats.pages)
-    assert paths == {"/users": 1, "/users/scroll": 24_000 // 100 + 1}
+    assert paths == {"/users": 1, "/users/scroll": 24_000 // 100 + 1, "/contacts/scroll": 61}
 
 
 async def test_scroll_on_request_and_for_company_users(make_server: MakeServer) -> None:
