@@ -17,7 +17,7 @@ import anyio
 from yarl import URL
 
 from ._config import Retries, check_positive, check_whole
-from ._engine import ListChanges, Page, ordered_pages
+from ._engine import SWITCHED_TO_SCROLL, ListChanges, Page, ordered_pages
 from ._exceptions import IncompleteListError, PageLimitError, ResponseFormatError
 from ._http import FetchStats, Transport
 from ._intercom import RECORD_CAP, IntercomList, Item, drop_repeated_ids
@@ -321,7 +321,7 @@ class IntercomClient:
         async def scrolled(
             *, start: int = 1, skip: set[Any] | None = None, first_number: int = 1
         ) -> AsyncGenerator[Page[Item], None]:
-            changes.method = "scroll"
+            changes.method = SWITCHED_TO_SCROLL if first_number > 1 else "scroll"
             kept = keep
             if kept is not None and inspect.iscoroutinefunction(kept):
                 kept = await kept()
@@ -434,7 +434,7 @@ async def _count_checked(
     if resumed:
         changes.count_check = "not made: a resumed fetch delivers only what was missing"
         return
-    if changes.method == "scroll" and filtered:
+    if changes.method != "pages" and filtered:
         changes.count_check = (
             "exempt: scrolled and filtered locally, so no server count covers the list"
         )

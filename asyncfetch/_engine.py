@@ -28,7 +28,10 @@ import anyio
 
 from ._exceptions import PageLimitError, ResponseFormatError
 
-__all__ = ["ListChanges", "Page", "PageSource", "ordered_pages"]
+__all__ = ["SWITCHED_TO_SCROLL", "ListChanges", "Page", "PageSource", "ordered_pages"]
+
+SWITCHED_TO_SCROLL = "pages, then scroll"
+"""``ListChanges.method`` of a list that crossed the record cap mid-fetch."""
 
 T = TypeVar("T")
 
@@ -75,8 +78,9 @@ class ListChanges:
     duplicates_dropped: int = 0
     """Records seen twice because of the change and dropped (by the caller)."""
     method: str = "pages"
-    """How the list was walked: ``"pages"`` (page-numbered), or ``"scroll"`` once
-    it switched to the Scroll API (past the record cap, or on request)."""
+    """How the list was walked: ``"pages"`` (page-numbered), ``"scroll"`` (the
+    Scroll API from the start: on request, or page 1 was past the cap), or
+    ``SWITCHED_TO_SCROLL`` (page-numbered, then the scroll from where it stopped)."""
     delivered: int = 0
     """Records handed over so far."""
     count_check: str = "not run"

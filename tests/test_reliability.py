@@ -166,7 +166,9 @@ async def test_a_scroll_broken_by_faults_starts_again_and_loses_nothing(
     make_server: MakeServer,
 ) -> None:
     faults = FaultConfig(seed=3, error_rate=0.04, reset_rate=0.02, max_consecutive_faults=2)
-    server = await make_server(users=2000, faults=faults)
+    # A reset leaves the scroll open on the server: a fresh start waits for it to
+    # expire (a minute at Intercom; half a second here).
+    server = await make_server(users=2000, faults=faults, scroll_expiry_seconds=0.5)
     async with client_for(server, retries=Retries(attempts=4)) as client:
         got = [str(u["id"]) async for u in client.users(scroll=True)]
     assert got == ids(server.workspace.users)
