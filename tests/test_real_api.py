@@ -12,15 +12,27 @@ a raw server for the shapes the bundled one never sends.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from asyncfetch import IncompleteListError, IntercomClient, PageLimitError, Retries
+from asyncfetch import (
+    APIError,
+    IncompleteListError,
+    IntercomClient,
+    PageLimitError,
+    Retries,
+    TransportError,
+)
 from asyncfetch._faults import FaultConfig
 from asyncfetch._server import IntercomServer
 from asyncfetch._workspace import ListKey
@@ -37,7 +49,7 @@ def client_for(server: IntercomServer | str, **options: Any) -> IntercomClient:
     return IntercomClient(token=TOKEN, base_url=base, **options)
 
 
-def head_then_scroll(listed: list[Mapping[str, Any]], head: int) -> list[str]:
+def head_then_scroll(listed: Sequence[Mapping[str, Any]], head: int) -> list[str]:
     """The ids a fetch that switched to the scroll after ``head`` records delivers:
     those records in list order, then the rest in scroll order (users, then leads)."""
     return ids(listed[:head]) + ids(scroll_order(listed[head:]))
@@ -106,6 +118,37 @@ async def test_company_users_by_company_id_past_the_cap_resolve_the_intercom_id(
         got = [str(u["id"]) async for u in client.company_users(company_id=company["company_id"])]
     assert got == head_then_scroll(listed, 10)
     assert ("/companies", 1) in server.stats.pages  # the company_id lookup
+
+
+async def test_company_users_by_company_id_over_10000_filter_the_scroll_by_intercom_id(
+    raw_server: RawServer,
+) -> None:
+    # Page 1 says 10,050: straight to the scroll, whose users name their
+    # companies by Intercom id only.
+    def user(n: int, company: str) -> dict[str, Any]:
+        companies = [{"type": "company", "id": company}]
+        return {"type": "user", "id": f"u{n}", "companies": {"companies": companies}}
+
+    async def handler(request: web.Request) -> web.Response:
+        query = request.query
+        if request.path == "/users/scroll":
+            batch = [] if "scroll_param" in query else [user(1, "ic-9"), user(2, "ic-8")]
+            return web.json_response({"type": "user.list", "users": batch, "scroll_param": "p"})
+        if request.path == "/contacts/scroll":
+            batch = [] if "scroll_param" in query else [user(3, "ic-9")]
+            return web.json_response(
+                {"type": "contact.list", "contacts": batch, "scroll_param": "q"}
+            )
+        if "type" not in query:  # GET /companies?company_id=acme: the company itself
+            return web.json_response({"type": "company", "id": "ic-9", "company_id": "acme"})
+        pages = {"type": "pages", "page": 1, "per_page": 50, "total_pages": 202, "next": "x"}
+        return web.json_response(
+            {"type": "user.list", "total_count": 10_050, "users": [], "pages": pages}
+        )
+
+    async with client_for(await raw_server(handler)) as client:
+        got = [str(u["id"]) async for u in client.company_users(company_id="acme")]
+    assert got == ["u1", "u3"]  # its user, then its lead
 
 
 async def test_a_scroll_filter_fails_clearly_when_records_carry_no_nested_list(
@@ -296,3 +339,126 @@ async def test_resuming_a_list_now_past_the_cap_refuses(make_server: MakeServer)
                 got.extend(str(u["id"]) for u in page.items)
     assert got == []
     assert all(path == "/users" for path, _ in server.stats.pages)  # no scroll started
+
+
+# -- what the CLI says -----------------------------------------------------------
+
+
+async def _cli(*args: str) -> tuple[int, str]:
+    """Run the CLI without blocking this loop (a raw server may be serving on it)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "asyncfetch", *args, "--token", TOKEN,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, stderr.decode()
+
+
+async def test_the_cli_fails_a_short_list_with_one_line_and_keeps_what_it_wrote(
+    raw_server: RawServer, tmp_path: Path
+) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return _short_list(request)
+
+    out = tmp_path / "users.jsonl"
+    base = await raw_server(handler)
+    code, stderr = await _cli("users", "--base-url", base, "--per-page", "3", "--out", str(out))
+    assert code == 1
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("asyncfetch: error: the list ended after 6 records")
+    assert "said it held 9" in lines[0]
+    assert "/users" in lines[0]
+    assert len(out.read_bytes().splitlines()) == 6
+
+
+async def test_stats_say_a_scroll_filtered_list_is_exempt_and_duplicates_are_reported(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    server = await make_server(users=1000, page_cap_records=100, scroll_page_size=500)
+    ws = server.workspace
+    segment = str(ws.segments[0]["id"])
+    stats = tmp_path / "stats.json"
+    out = tmp_path / "segment.jsonl"
+    code, stderr = await _cli(
+        "users", "--segment-id", segment, "--base-url", server.base_url,
+        "--out", str(out), "--stats", str(stats),
+    )  # fmt: skip
+    assert code == 0, stderr
+    listed = ws.items(ListKey("users", "segment_id", segment))
+    written = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert ids(written) == head_then_scroll(listed, 100)
+    report = orjson.loads(stats.read_bytes())["lists"][0]
+    assert report["method"] == "pages, then scroll"
+    assert report["count_check"].startswith("exempt: scrolled and filtered locally")
+
+    # Two tags into one file: the records of both are dropped the second time,
+    # and the warning says how many.
+    tags = [str(ws.tags[1]["id"]), str(ws.tags[2]["id"])]
+    merged = tmp_path / "merged.jsonl"
+    code, stderr = await _cli(
+        "users", "--tag-id", tags[0], "--tag-id", tags[1], "--base-url", server.base_url,
+        "--out", str(merged),
+    )  # fmt: skip
+    assert code == 0, stderr
+    both = {str(p["id"]) for p in ws.items(ListKey("users", "tag_id", tags[0]))} & {
+        str(p["id"]) for p in ws.items(ListKey("users", "tag_id", tags[1]))
+    }
+    assert both
+    assert f"dropped {len(both)} duplicate record(s)" in stderr
+
+
+# -- around the cap, with faults: every exit 0 holds exactly the list ------------
+
+
+@settings(
+    max_examples=3,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    users=st.integers(min_value=15_984, max_value=16_096),
+    grow=st.booleans(),
+    fault_seed=st.integers(min_value=0, max_value=10_000),
+)
+async def test_around_the_cap_every_run_that_ends_holds_exactly_the_list(
+    users: int, grow: bool, fault_seed: int
+) -> None:
+    # The large tag holds every even-index user and lead: 9,990 to 10,060 of
+    # them, so the list sits on either side of the cap, or crosses it mid-fetch.
+    faults = FaultConfig(
+        seed=fault_seed,
+        error_rate=0.02,
+        bad_body_rate=0.02,
+        reset_rate=0.01,
+        throttle_rate=0.005,
+        max_consecutive_faults=2,
+    )
+    async with IntercomServer(
+        users=users,
+        faults=faults,
+        scroll_page_size=2000,
+        scroll_expiry_seconds=1.0,
+        rate_window_seconds=1,  # a 429 waits for the window's end: keep it short
+        insert_users_every=40 if grow else None,
+        insert_users_count=40,
+    ) as server:
+        ws = server.workspace
+        key = ListKey("users", "tag_id", ws.largest_tag_id)
+        initial = ids(ws.items(key))
+        assert 9_990 <= len(initial) <= 10_060
+        client = client_for(server, per_page=60, concurrency=8, retries=Retries(attempts=5))
+        got: list[str] = []
+        async with client, client.users(tag_id=ws.largest_tag_id) as listing:
+            try:
+                got = [str(p["id"]) async for p in listing]
+            except (PageLimitError, IncompleteListError, TransportError, APIError):
+                return  # a clear failure is allowed; quietly losing records is not
+        final = set(ids(ws.items(key)))
+    assert len(got) == len(set(got))  # no record twice
+    assert set(initial) <= set(got) <= final  # every record of the list, nothing else
+    if listing.changes.method == "pages":
+        order = {id_: n for n, id_ in enumerate(initial)}
+        assert [i for i in got if i in order] == initial  # in order
