@@ -462,3 +462,36 @@ async def test_around_the_cap_every_run_that_ends_holds_exactly_the_list(
     if listing.changes.method == "pages":
         order = {id_: n for n, id_ in enumerate(initial)}
         assert [i for i in got if i in order] == initial  # in order
+
+
+async def test_a_resume_after_the_switch_to_the_scroll_refuses_in_one_line(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    # The run crosses the (100-record) cap at page 11 and goes on by the scroll;
+    # killed there, its checkpoint still says 10 pages: scroll batches are no
+    # numbered pages. The resume meets the cap at page 11 and refuses.
+    server = await make_server(users=2000, page_cap_records=100, scroll_page_size=20, latency_ms=10)
+    out = tmp_path / "users.jsonl"
+    checkpoint = tmp_path / "users.jsonl.checkpoint"
+    args = ("users", "--base-url", server.base_url, "--per-page", "10", "--out", str(out))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "asyncfetch", *args, "--token", TOKEN,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(6000):
+            if out.exists() and out.read_bytes().count(b"\n") >= 300:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the run never got past the cap")
+    finally:
+        process.kill()
+        await process.wait()
+    assert orjson.loads(checkpoint.read_bytes())["pages"] == 10
+    code, stderr = await _cli(*args, "--resume")
+    assert code == 1
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "cannot resume after page 10" in lines[0]
+    assert "start the fetch afresh" in lines[0]
