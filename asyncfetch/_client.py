@@ -73,6 +73,11 @@ class IntercomClient:
       Default ``False``. TLS certificates are always verified.
     - ``intercom_version``: sent as the ``Intercom-Version`` header when set.
 
+    Completeness: past Intercom's 10,000-record cap a list goes on by the
+    Scroll API from wherever the API stopped it (see ``users``); when a
+    listing ends, what it handed over is checked against the list's
+    ``total_count``, and a shortfall raises ``IncompleteListError``.
+
     Rate limits: the client reads ``X-RateLimit-*`` from every response and
     never starts more requests than the server's current window has left;
     when the window is spent, every request waits for its reset together.

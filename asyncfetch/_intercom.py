@@ -3,6 +3,20 @@
 An ``IntercomList`` is the engine's ``PageSource`` for one endpoint with its
 filters: it knows the URL, the query parameters, and which key of the
 response body holds the items (``users``, ``companies``, ``contacts``…).
+
+It also knows how each endpoint says it has reached the 10,000-record cap of
+page-numbered listing, and turns every way into ``PageLimitError`` with the
+page it came on, so the client can go on by the scroll:
+
+- any page whose ``total_count`` is past the cap (checked before a page that
+  would fail is requested);
+- users lists: 400 ``bad_request`` "page limit reached, please use scroll
+  API" (intercom-node#115; recognised in ``_http.py``);
+- ``/contacts``: 400 ``parameter_invalid`` "'page' not found on model"
+  (intercom-ruby#274);
+- ``/companies``: a 200 with an empty list, ``total_count: 0`` and
+  ``total_pages: 0`` (intercom-ruby#274), which would otherwise read as the
+  end of the list.
 """
 
 from __future__ import annotations

@@ -7,15 +7,44 @@ authentication, the ``X-RateLimit-*`` headers with fixed 10-second windows
 (optionally enforced with 429), and the 10,000-record cap on page-numbered
 listing.  Bodies are joined from bytes the `Workspace` serialised once.
 
-Past the cap, ``/users/scroll``, ``/contacts/scroll`` and ``/companies/scroll``
-serve Intercom's Scroll API with its rules (one open scroll per collection,
-expiry, single-use ``scroll_param``, a 5xx ends the scroll); see
-`asyncfetch._scroll_server`.
+It answers the way the real API does, not the way our client expects: a
+server that flatters the client hides the ways a run can exit 0 with fewer
+records than exist.  Each behaviour below is a `ServerConfig` option, on by
+default because Intercom does it:
+
+* The cap, per endpoint (``cap_per_endpoint``), on the page whose first record
+  is at ``page_cap_records`` or later: ``user.list`` endpoints (``/users`` with
+  or without a tag or segment, a company's users) answer 400 ``bad_request``
+  "page limit reached, please use scroll API" (intercom-node#115,
+  python-intercom#186); ``/contacts`` 400 ``parameter_invalid`` "'page' not
+  found on model" and ``/companies`` a **200** with an empty list,
+  ``total_count: 0`` and ``total_pages: 0`` (both intercom-ruby#274; PostHog
+  met the latter at page 167 of 60, PostHog/posthog#63033).
+* Leads in lists (``leads_in_lists``): the ``users`` lists of a tag or segment
+  hold the leads carrying it, as ``"type": "contact"`` records (Intercom's
+  "List by Tag, Segment, Company" page: "a pageable list of users and leads";
+  intercom-go ``fixtures/segments.json`` has a segment with
+  ``person_type: "contact"``).
+* Nested companies as ``{"type": "company", "id": ...}`` only
+  (``company_refs_id_only``), as the 1.x User Model shows them; users also
+  carry the model's ``referrer``, ``utm_*`` and ``location_data`` with
+  coordinates.  ``GET /companies?company_id=X`` without ``type`` is the
+  company itself (API 1.x "View a Company").
+* The Scroll API past the cap (``/users/scroll``, ``/contacts/scroll``,
+  ``/companies/scroll``; see `asyncfetch._scroll_server`): the cursor lives on
+  the server, the same ``scroll_param`` for every batch, as in the
+  python-intercom 3.1.0 ``tests/unit``, intercom-ruby ``spec/spec_helper.rb``
+  and intercom-node ``test/`` fixtures (``scroll_cursor``); one open scroll
+  per workspace across users, contacts and companies, a second start getting
+  400 ``scroll_exists`` (airbyte#8395, intercom-ruby#292;
+  ``scroll_per_workspace``); expiry after a minute unused; a 5xx ends the
+  scroll (the 1.x docs: any error means starting again).
 
 For testing clients against a misbehaving API it can also inject seeded
 faults into list requests (`FaultConfig`: 5xx, proxy HTML pages, bad bodies,
 429 bursts, resets, hangs, latency) and grow the user lists during a fetch
-(``insert_users_every``).  Faults hit scroll requests too.
+(``insert_users_every``, ``insert_users_count`` at a time: enough to push a
+list past the cap mid-fetch).  Faults hit scroll requests too.
 
 Three ways to run it:
 
@@ -118,8 +147,8 @@ class ServerConfig:
             ``X-RateLimit-Reset`` is the end of the current one (Intercom: 10).
         token: The only access token accepted.  None accepts any non-empty token.
         page_cap_records: A page whose first record has this 0-based index or
-            more is refused with 400 (Intercom stops page-numbered listing at
-            10,000 records).
+            more is past the cap (Intercom stops page-numbered listing at
+            10,000 records), answered as ``cap_per_endpoint`` says.
         clock: Returns the current UNIX time in seconds; drives the rate-limit
             windows.  Tests inject a fake clock to cross windows without sleeping.
         faults: Seeded faults injected into list and scroll requests; None
