@@ -23,6 +23,8 @@ request is sent.
 
 429, 5xx, ``TransportError`` and ``ResponseFormatError`` are retried (see
 ``Retries``) before they are raised; ``attempts`` says how many tries were made.
+Scroll requests are the exception: re-sending one would skip a batch (the
+cursor lives on the server), so any failure starts the scroll again instead.
 
 Messages name the URL and page but never the token (it only travels in a
 header, which no message includes).

@@ -89,7 +89,7 @@ async def test_a_lost_scroll_answer_restarts_the_scroll_instead_of_skipping_a_ba
     # the same scroll_param would get the batch after the lost one.
     faults = FaultConfig(seed=11, bad_body_rate=0.15, max_consecutive_faults=1)
     server = await make_server(
-        users=600, faults=faults, scroll_page_size=50, scroll_expiry_seconds=0.3
+        users=600, faults=faults, scroll_page_size=50, scroll_expiry_seconds=0.5
     )
     async with client_for(server, retries=Retries(attempts=3)) as client:
         got = [str(u["id"]) async for u in client.users(scroll=True)]
