@@ -195,9 +195,15 @@ def _report(
 ) -> None:
     summaries = [t.summary for t in targets if t.summary is not None]
     for target in targets:
-        if target.summary is not None and target.summary.changes.changed:
+        changes = target.summary.changes if target.summary is not None else None
+        if changes is not None and changes.changed:
+            click.echo(f"asyncfetch: warning: {target.spec.name}: {changes.describe()}", err=True)
+        elif changes is not None and changes.duplicates_dropped:
+            # A record seen twice is left out; the line says so even when no
+            # total_count moved (in a merged file: seen in an earlier list).
             click.echo(
-                f"asyncfetch: warning: {target.spec.name}: {target.summary.changes.describe()}",
+                f"asyncfetch: warning: {target.spec.name}: dropped "
+                f"{changes.duplicates_dropped} duplicate record(s) (same id seen twice)",
                 err=True,
             )
     stats = client.stats
@@ -230,6 +236,9 @@ def _report(
                     "items": t.summary.items if t.summary else 0,
                     "resumed_after_page": t.resume_from.pages if t.resume_from else 0,
                     "list_changed": bool(t.summary and t.summary.changes.changed),
+                    "duplicates_dropped": t.summary.changes.duplicates_dropped if t.summary else 0,
+                    "method": t.summary.changes.method if t.summary else None,
+                    "count_check": t.summary.changes.count_check if t.summary else None,
                 }
                 for t in targets
             ],

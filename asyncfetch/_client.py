@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import logging
 import re
 import weakref
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 from urllib.parse import quote
 
 import anyio
 from yarl import URL
 
 from ._config import Retries, check_positive, check_whole
-from ._engine import ListChanges, Page, ordered_pages
-from ._exceptions import PageLimitError
+from ._engine import SWITCHED_TO_SCROLL, ListChanges, Page, ordered_pages
+from ._exceptions import IncompleteListError, PageLimitError, ResponseFormatError
 from ._http import FetchStats, Transport
 from ._intercom import RECORD_CAP, IntercomList, Item, drop_repeated_ids
 from ._listing import Listing, ListingState
@@ -71,6 +72,11 @@ class IntercomClient:
       so it is refused unless the host is loopback or this is ``True``.
       Default ``False``. TLS certificates are always verified.
     - ``intercom_version``: sent as the ``Intercom-Version`` header when set.
+
+    Completeness: past Intercom's 10,000-record cap a list goes on by the
+    Scroll API from wherever the API stopped it (see ``users``); when a
+    listing ends, what it handed over is checked against the list's
+    ``total_count``, and a shortfall raises ``IncompleteListError``.
 
     Rate limits: the client reads ``X-RateLimit-*`` from every response and
     never starts more requests than the server's current window has left;
@@ -187,16 +193,26 @@ class IntercomClient:
         ``tag_id`` and ``segment_id`` cannot be combined (the API refuses it).
 
         ``scroll``: page-numbered listing stops at 10,000 records. By default
-        (``None``) a longer list is walked with the Scroll API instead (all
-        users, the tag's or segment's picked out locally); ``True`` always
-        scrolls, ``False`` raises ``PageLimitError`` instead.
+        (``None``) a longer list is walked with the Scroll API instead, from
+        where page-numbered listing stopped, skipping the records already
+        handed over (all users; for a tag or segment, ``/users/scroll`` then
+        ``/contacts/scroll``, its users and then its leads picked out locally);
+        ``True`` always scrolls, ``False`` raises ``PageLimitError`` instead.
         """
         if tag_id is not None and segment_id is not None:
             raise ValueError(
                 "pass tag_id or segment_id, not both: the Intercom API cannot combine them"
             )
         filters = _filters(tag_id=tag_id, segment_id=segment_id)
-        return self._list(("users",), "users", filters, scroll=scroll, keep=_keeper(filters))
+        return self._list(
+            ("users",),
+            "users",
+            filters,
+            scroll=scroll,
+            keep=_keeper(filters),
+            # A tag's or segment's list holds users and leads: scroll both.
+            over=_PEOPLE if filters else None,
+        )
 
     def company_users(
         self, *, id: str | int | None = None, company_id: str | int | None = None
@@ -212,11 +228,14 @@ class IntercomClient:
         if id is not None:
             company = _check_id("id", id)
             keep = carries("companies", "id", company)
-            return self._list(("companies", company, "users"), "users", {}, keep=keep, over="users")
+            return self._list(("companies", company, "users"), "users", {}, keep=keep, over=_PEOPLE)
         filters = _filters(company_id=company_id)
-        keep = carries("companies", "company_id", filters["company_id"])
         return self._list(
-            ("companies",), "users", {**filters, "type": "user"}, keep=keep, over="users"
+            ("companies",),
+            "users",
+            {**filters, "type": "user"},
+            keep=self._company_member(filters["company_id"]),
+            over=_PEOPLE,
         )
 
     def companies(
@@ -246,6 +265,27 @@ class IntercomClient:
         """Admins (``GET /admins``); one response, no pages."""
         return self._list(("admins",), "admins", {}, paged=False)
 
+    def _company_member(self, company_id: str) -> Callable[[], Awaitable[Callable[[Item], bool]]]:
+        """The scroll filter for a company named by your own ``company_id``.
+
+        A user's nested companies may carry only Intercom's ``id`` (the 1.x
+        User Model), so the ``company_id`` is resolved first, with
+        ``GET /companies?company_id=...``, and the filter matches that ``id``.
+        """
+        url = str(self._base_url.joinpath("companies"))
+
+        def read(body: object) -> str:
+            found = body.get("id") if isinstance(body, dict) else None
+            if not isinstance(found, str | int) or isinstance(found, bool) or found == "":
+                raise ResponseFormatError("expected a company object with an 'id'", url=url)
+            return str(found)
+
+        async def resolve() -> Callable[[Item], bool]:
+            found = await self._transport.get(url, read=read, params={"company_id": company_id})
+            return carries("companies", "id", found)
+
+        return resolve
+
     def _list(
         self,
         path: tuple[str, ...],
@@ -254,17 +294,21 @@ class IntercomClient:
         *,
         paged: bool = True,
         scroll: bool | None = None,
-        over: str | None = None,
-        keep: Callable[[Item], bool] | None = None,
+        over: tuple[str, ...] | None = None,
+        keep: Callable[[Item], bool]
+        | Callable[[], Awaitable[Callable[[Item], bool]]]
+        | None = None,
     ) -> Listing[Item]:
         """A listing of ``path``; past the record cap (or with ``scroll=True``) a
-        scroll over the collection ``over`` (default: ``path[0]``), kept to ``keep``."""
+        scroll over the collections ``over`` (default: ``path[0]``) one after the
+        other, kept to ``keep`` (a filter, or an async function that makes one)."""
         if scroll not in (None, True, False):
             raise ValueError(f"scroll must be None (past the cap), True or False, got {scroll!r}")
+        url = self._base_url.joinpath(*(quote(part, safe="") for part in path), encoded=True)
         source = IntercomList(
             transport=self._transport,
             # Each segment is quoted whole, so an id can never add a path segment.
-            url=self._base_url.joinpath(*(quote(part, safe="") for part in path), encoded=True),
+            url=url,
             items_key=items_key,
             params={**filters, "per_page": str(self._per_page)} if paged else filters,
             record_cap=RECORD_CAP if paged else None,
@@ -272,49 +316,149 @@ class IntercomClient:
         window = self._window
         changes = ListChanges()
         dedupe = paged and not self._keep_duplicates
-
-        collection = over or path[0]
-        scroller = Scroll(
-            transport=self._transport,
-            url=self._base_url.joinpath(collection, "scroll"),
-            items_key=collection,
-            keep=keep,
+        transport = self._transport
+        sources = tuple(
+            (self._base_url.joinpath(collection, "scroll"), collection)
+            for collection in (over or (path[0],))
         )
+        filtered = keep is not None
+
+        async def scrolled(
+            *, start: int = 1, skip: set[Any] | None = None, first_number: int = 1
+        ) -> AsyncGenerator[Page[Item], None]:
+            changes.method = SWITCHED_TO_SCROLL if first_number > 1 else "scroll"
+            kept = keep
+            if kept is not None and inspect.iscoroutinefunction(kept):
+                kept = await kept()
+            scroller = Scroll(transport=transport, sources=sources, keep=kept)  # type: ignore[arg-type]
+            async with aclosing(
+                scroller.pages(start=start, skip=skip, first_number=first_number)
+            ) as pages:
+                async for page in pages:
+                    yield page
 
         def start(first: int) -> AsyncGenerator[Page[Item], None]:
-            if paged and scroll:
-                return scroller.pages(start=first)
-            pages = ordered_pages(source, window=window, changes=changes, start=first)
-            if dedupe:
-                pages = drop_repeated_ids(pages, changes)
-            if paged and scroll is None:
-                return _scroll_past_cap(pages, lambda: scroller.pages(start=first))
-            return pages
+            if not paged:
+                return ordered_pages(source, window=window, changes=changes, start=first)
+            if scroll:
+                pages = scrolled(start=first)
+            else:
+                pages = _scroll_past_cap(
+                    source,
+                    window=window,
+                    changes=changes,
+                    dedupe=dedupe,
+                    first=first,
+                    scrolled=scrolled if scroll is None else None,
+                )
+            return _count_checked(
+                pages, changes, url=str(url), filtered=filtered, resumed=first > 1
+            )
 
         listing = Listing(start, changes, scrub=self._transport.scrub)
         self._open.add(listing.state)
         return listing
 
 
+_PEOPLE: Final = ("users", "contacts")
+"""The scrolls that together hold a tag's, segment's or company's users and leads, in
+the order they are walked."""
+
+
 async def _scroll_past_cap(
-    pages: AsyncGenerator[Page[Item], None],
-    scroll: Callable[[], AsyncGenerator[Page[Item], None]],
+    source: IntercomList,
+    *,
+    window: int,
+    changes: ListChanges,
+    dedupe: bool,
+    first: int,
+    scrolled: Callable[..., AsyncGenerator[Page[Item], None]] | None,
 ) -> AsyncGenerator[Page[Item], None]:
-    """The pages, or, when the first one says the list is past the cap, a scroll."""
-    async with aclosing(pages):
-        try:
-            first = await anext(pages)
-        except StopAsyncIteration:
-            return
-        except PageLimitError as exc:
-            logger.info("%s: scrolling instead", exc)
-            async with aclosing(scroll()) as scrolled:
-                async for page in scrolled:
-                    yield page
-            return
-        yield first
-        async for page in pages:
+    """The list's pages; when page-numbered listing stops at the cap (said by any
+    page, or by the API refusing one), the rest by the scroll (``scrolled``),
+    skipping the records already handed over. ``scrolled`` ``None``: raise."""
+    seen: set[Any] = set()
+    pages = ordered_pages(source, window=window, changes=changes, start=first)
+    if dedupe:
+        pages = drop_repeated_ids(pages, changes, seen)
+    last_number = first - 1
+    try:
+        async with aclosing(pages):
+            async for page in pages:
+                if not dedupe:
+                    seen.update(item.get("id") for item in page.items)
+                last_number = page.number
+                yield page
+    except PageLimitError as exc:
+        if scrolled is None:
+            raise
+        if first > 1:
+            # The pages already written were numbered pages of per_page; the
+            # scroll's batches are not, so no page number can resume it.
+            raise PageLimitError(
+                f"cannot resume after page {first - 1}: the list is now past the "
+                "10,000-record cap of page-numbered listing and can only go on by the "
+                "Scroll API, whose batches are not the pages already written; start the "
+                f"fetch afresh (the API said: {exc.message})",
+                total_count=exc.total_count,
+                url=exc.url,
+                page=exc.page,
+            ) from None
+        logger.info("%s: scrolling instead", exc)
+        if changes.first_total_count is None:
+            changes.first_total_count = changes.last_total_count = exc.total_count
+    else:
+        return
+    async with aclosing(scrolled(skip=seen, first_number=last_number + 1)) as rest:
+        async for page in rest:
             yield page
+
+
+async def _count_checked(
+    pages: AsyncGenerator[Page[Item], None],
+    changes: ListChanges,
+    *,
+    url: str,
+    filtered: bool,
+    resumed: bool,
+) -> AsyncGenerator[Page[Item], None]:
+    """Pass the pages on, then compare what was delivered with what the list said.
+
+    The last line of defence: a listing that ends short of page 1's
+    ``total_count`` (or of a smaller count seen later, when records were
+    removed meanwhile) raises ``IncompleteListError`` instead of ending
+    quietly. A scroll filtered locally has no server count to compare with
+    and is exempt; so is a resumed fetch (it delivers only the pages after
+    the checkpoint).
+    """
+    async with aclosing(pages):
+        async for page in pages:
+            changes.delivered += len(page.items)
+            yield page
+    first, last = changes.first_total_count, changes.last_total_count
+    if resumed:
+        changes.count_check = "not made: a resumed fetch delivers only what was missing"
+        return
+    if changes.method != "pages" and filtered:
+        changes.count_check = (
+            "exempt: scrolled and filtered locally, so no server count covers the list"
+        )
+        return
+    if first is None:
+        changes.count_check = "not made: the API sent no total_count"
+        return
+    expected = first if last is None else min(first, last)
+    if changes.delivered < expected:
+        changes.count_check = "failed"
+        raise IncompleteListError(
+            f"the list ended after {changes.delivered:,} records, but it said it held "
+            f"{expected:,} (total_count) and no change seen during the fetch explains the "
+            f"{expected - changes.delivered:,} missing",
+            expected=expected,
+            delivered=changes.delivered,
+            url=url,
+        )
+    changes.count_check = "passed"
 
 
 def _keeper(filters: dict[str, str]) -> Callable[[Item], bool] | None:

@@ -26,9 +26,12 @@ from typing import Generic, Protocol, TypeVar
 
 import anyio
 
-from ._exceptions import ResponseFormatError
+from ._exceptions import PageLimitError, ResponseFormatError
 
-__all__ = ["ListChanges", "Page", "PageSource", "ordered_pages"]
+__all__ = ["SWITCHED_TO_SCROLL", "ListChanges", "Page", "PageSource", "ordered_pages"]
+
+SWITCHED_TO_SCROLL = "pages, then scroll"
+"""``ListChanges.method`` of a list that crossed the record cap mid-fetch."""
 
 T = TypeVar("T")
 
@@ -74,6 +77,14 @@ class ListChanges:
     """Pages fetched again because they predated the page before them."""
     duplicates_dropped: int = 0
     """Records seen twice because of the change and dropped (by the caller)."""
+    method: str = "pages"
+    """How the list was walked: ``"pages"`` (page-numbered), ``"scroll"`` (the
+    Scroll API from the start: on request, or page 1 was past the cap), or
+    ``SWITCHED_TO_SCROLL`` (page-numbered, then the scroll from where it stopped)."""
+    delivered: int = 0
+    """Records handed over so far."""
+    count_check: str = "not run"
+    """What the count check at the end said: ``"passed"``, or why it was not made."""
 
     @property
     def changed(self) -> bool:
@@ -137,6 +148,11 @@ async def ordered_pages(
         changes = ListChanges()
     first = await source.fetch_page(start)
     changes.first_total_count = changes.last_total_count = first.total_count
+    if first.next_url is None:
+        # No next link (null or absent): the list has this one page, whatever
+        # total_pages says, as every Intercom SDK reads it.
+        yield first
+        return
     if first.total_pages is None:
         yield first
         async with aclosing(_follow_next_links(source, first)) as links:
@@ -174,6 +190,15 @@ async def ordered_pages(
                 page = await pending[0]
                 count = page.total_count
             pending.popleft()
+            if not page.items and page.number < last:
+                # An empty page with pages still to come is never the end of the
+                # list: Intercom's companies list answers its cap that way.
+                raise PageLimitError(
+                    f"page {page.number} of {last} came back empty (total_count "
+                    f"{page.total_count}): the API stopped page-numbered listing before "
+                    "the end of the list",
+                    page=page.number,
+                )
             if count is not None and count != previous_count:
                 changes.last_total_count = previous_count = count
             if page.total_pages is not None and page.total_pages > last:

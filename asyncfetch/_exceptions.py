@@ -15,6 +15,7 @@ asyncio escapes the public API (``_http.py`` maps them, in one place)::
     │   └── RequestTimeout        the request took longer than ``timeout``
     ├── ResponseFormatError       a 2xx whose body is not the JSON expected
     ├── PageLimitError            the list is longer than page-numbered listing reaches
+    ├── IncompleteListError       the list ended short of the count it said it held
     └── UnsafeURLError            a ``next`` link to another host: not followed
 
 Invalid arguments are not fetch failures: they raise ``ValueError`` before any
@@ -22,6 +23,8 @@ request is sent.
 
 429, 5xx, ``TransportError`` and ``ResponseFormatError`` are retried (see
 ``Retries``) before they are raised; ``attempts`` says how many tries were made.
+Scroll requests are the exception: re-sending one would skip a batch (the
+cursor lives on the server), so any failure starts the scroll again instead.
 
 Messages name the URL and page but never the token: it only travels in a
 header, and where a server echoes it back (in an error body, a ``request_id``,
@@ -36,6 +39,7 @@ __all__ = [
     "AsyncFetchError",
     "AuthenticationError",
     "ConnectError",
+    "IncompleteListError",
     "InvalidRequestError",
     "NotFoundError",
     "PageLimitError",
@@ -167,6 +171,25 @@ class PageLimitError(AsyncFetchError):
     ) -> None:
         super().__init__(message, url=url, page=page)
         self.total_count = total_count
+
+
+class IncompleteListError(AsyncFetchError):
+    """A listing ended with fewer records than the list said it held.
+
+    Raised after the last page, when the records handed over (``delivered``)
+    fall short of page 1's ``total_count`` (``expected``; a smaller count seen
+    later, when records were removed during the fetch, lowers it) and no
+    change recorded during the fetch explains it. The records already handed
+    over were all real; the list is just not whole. A list walked by a
+    locally filtered scroll has no server count and is never checked.
+    """
+
+    def __init__(
+        self, message: str, *, expected: int, delivered: int, url: str | None = None
+    ) -> None:
+        super().__init__(message, url=url)
+        self.expected = expected
+        self.delivered = delivered
 
 
 class UnsafeURLError(AsyncFetchError):

@@ -170,12 +170,15 @@ class Transport:
         read: Callable[[Any], R],
         params: Mapping[str, str] | None = None,
         page: int | None = None,
+        retry: bool = True,
     ) -> R:
         """GET ``url``, parse its JSON body and pass it through ``read``.
 
         ``read`` raises ``ResponseFormatError`` for a body that is not what
         was expected; that is retried like a 5xx. ``page`` labels errors.
         After the last try, its error is raised with ``attempts`` set.
+        ``retry=False`` makes one try only (a scroll request: re-sending it
+        would skip a batch, so its caller starts the scroll again instead).
         """
         retries = self._retries
         # max_wait bounds the whole request, every wait included.
@@ -186,7 +189,7 @@ class Transport:
             return read(await self._try(url, params, page, deadline))
         except AsyncFetchError as exc:
             self.scrub(exc)
-            if retries.attempts == 1 or self._retry_wait(exc, 1, deadline) is False:
+            if not retry or retries.attempts == 1 or self._retry_wait(exc, 1, deadline) is False:
                 raise
             first_failure: AsyncFetchError | None = exc
         tries = 1

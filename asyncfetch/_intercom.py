@@ -3,6 +3,20 @@
 An ``IntercomList`` is the engine's ``PageSource`` for one endpoint with its
 filters: it knows the URL, the query parameters, and which key of the
 response body holds the items (``users``, ``companies``, ``contacts``…).
+
+It also knows how each endpoint says it has reached the 10,000-record cap of
+page-numbered listing, and turns every way into ``PageLimitError`` with the
+page it came on, so the client can go on by the scroll:
+
+- any page whose ``total_count`` is past the cap (checked before a page that
+  would fail is requested);
+- users lists: 400 ``bad_request`` "page limit reached, please use scroll
+  API" (intercom-node#115; recognised in ``_http.py``);
+- ``/contacts``: 400 ``parameter_invalid`` "'page' not found on model"
+  (intercom-ruby#274);
+- ``/companies``: a 200 with an empty list, ``total_count: 0`` and
+  ``total_pages: 0`` (intercom-ruby#274), which would otherwise read as the
+  end of the list.
 """
 
 from __future__ import annotations
@@ -16,7 +30,12 @@ from typing import Any, Final
 from yarl import URL
 
 from ._engine import ListChanges, Page
-from ._exceptions import PageLimitError, ResponseFormatError, UnsafeURLError
+from ._exceptions import (
+    InvalidRequestError,
+    PageLimitError,
+    ResponseFormatError,
+    UnsafeURLError,
+)
 from ._http import Transport
 
 __all__ = ["RECORD_CAP", "IntercomList", "Item", "drop_repeated_ids", "read_page"]
@@ -26,6 +45,7 @@ Item = dict[str, Any]
 
 RECORD_CAP: Final = 10_000
 """Intercom's page-numbered listing stops at this many records."""
+_CONTACTS_CAP: Final = "'page' not found on model"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,18 +65,42 @@ class IntercomList:
     async def fetch_page(self, number: int) -> Page[Item]:
         url = str(self.url)
         read = partial(read_page, items_key=self.items_key, number=number, url=url)
-        page = await self.transport.get(
-            url, read=read, params={**self.params, "page": str(number)}, page=number
-        )
+        try:
+            page = await self.transport.get(
+                url, read=read, params={**self.params, "page": str(number)}, page=number
+            )
+        except InvalidRequestError as exc:
+            if self.record_cap is not None and _CONTACTS_CAP in str(exc.message):
+                # /contacts past the cap: 400 parameter_invalid (intercom-ruby#274).
+                raise PageLimitError(
+                    f"the API stopped page-numbered listing: {exc.message}; Intercom lists "
+                    "at most 10,000 records by page (use the Scroll API past that)",
+                    url=exc.url,
+                    page=number,
+                ) from None
+            raise
         cap = self.record_cap
-        if cap is not None and page.total_count is not None and page.total_count > cap:
-            # Said by the first page fetched, before any page that would fail.
+        if cap is None:
+            return page
+        if page.total_count is not None and page.total_count > cap:
+            # Said by the first page that shows it, before any page that would fail.
             raise PageLimitError(
                 f"this list holds {page.total_count:,} records; Intercom's page-numbered listing "
                 f"stops at {cap:,}: narrow the filter, or list past the cap with the Scroll API",
                 total_count=page.total_count,
                 url=url,
-                page=1,
+                page=number,
+            )
+        if number > 1 and not page.items and (page.total_pages == 0 or page.total_count == 0):
+            # /companies past the cap: a 200 with an empty list, total_count 0 and
+            # total_pages 0 (intercom-ruby#274). Never the end of a list that
+            # had pages before it.
+            raise PageLimitError(
+                f"page {number} came back empty with total_count {page.total_count} and "
+                f"total_pages {page.total_pages}: the API stopped page-numbered listing "
+                "(Intercom's companies list answers its 10,000-record cap so)",
+                url=url,
+                page=number,
             )
         return page
 
@@ -83,15 +127,16 @@ class IntercomList:
 
 
 async def drop_repeated_ids(
-    pages: AsyncGenerator[Page[Item], None], changes: ListChanges
+    pages: AsyncGenerator[Page[Item], None], changes: ListChanges, seen: set[object]
 ) -> AsyncGenerator[Page[Item], None]:
-    """Pass pages through, leaving out records whose ``id`` was already seen.
+    """Pass pages through, leaving out records whose ``id`` is in ``seen``, and
+    add the ids passed on to it.
 
     A list that changes mid-fetch shifts records across page boundaries, so
     the same record can come on two pages. Remembering ids costs a set of at
-    most ``RECORD_CAP`` strings per list.
+    most ``RECORD_CAP`` strings per list (the caller's, so that a switch to the
+    scroll can skip the records already handed over).
     """
-    seen: set[object] = set()
     async with aclosing(pages):
         async for page in pages:
             ids = [item.get("id") for item in page.items]

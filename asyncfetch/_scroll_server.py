@@ -21,11 +21,10 @@ silent, choices marked (choice) that keep a client honest:
   list of the whole collection (``GET /users``).  ``GET /{kind}/scroll?
   scroll_param=P`` gets the batch after it.  An empty batch ends the scroll;
   it still carries a ``scroll_param``, which leads nowhere (404).
-* One scroll may be open at a time per collection: a start while another
-  scroll of the same collection is open gives 400 ``scroll_exists``.  Scrolls
-  of different collections do not block each other.  (Intercom says one per
-  workspace; whether users and companies share the slot is not documented,
-  so this server takes the lenient reading: choice.)
+* One scroll may be open at a time per workspace, across users, contacts and
+  companies: a start while another scroll is open gives 400
+  ``scroll_exists`` (airbyte#8395, intercom-ruby#292).  ``per_workspace=False``
+  gives each collection its own slot instead (the lenient reading).
 * A scroll unused for ``expiry_seconds`` or more (measured on the server's clock from
   its last answered batch) expires: its ``scroll_param`` gives 404
   ``not_found``, and it no longer blocks a new start.  Serving the empty
@@ -34,8 +33,18 @@ silent, choices marked (choice) that keep a client honest:
   scroll's current ``scroll_param`` ends that scroll, as a 500 does at
   Intercom ("start again"): that ``scroll_param`` then gives 404 and a new
   start is allowed.  `IntercomServer` calls `ScrollRegistry.abandon` for it.
-* (choice) Every ``scroll_param`` is single use: each answer carries a fresh one, and
-  only the latest one continues the scroll.  Sending one the open scroll has
+* The cursor lives on the server (``cursor="server"``, the default): every
+  batch of one scroll carries the same ``scroll_param``, as the python-intercom
+  3.1.0 ``tests/unit``, intercom-ruby ``spec/spec_helper.rb`` and intercom-node
+  ``test/`` scroll fixtures do, and each request with it gets the next batch.
+  So re-sending a request whose answer was lost (a reset, a hang, a body cut
+  short) does not repeat that batch: it moves on, and the lost batch is gone.
+  The 1.x docs: any error or timeout during a scroll means starting again.
+  The scroll stays open after such a loss, so a fresh start gets
+  ``scroll_exists`` until it expires.
+* (choice, ``cursor="single_use"``) Every ``scroll_param`` is single use:
+  each answer carries a fresh one, and only the latest one continues the
+  scroll.  Sending one the open scroll has
   already spent (retrying a request whose answer was lost, or cut short by a
   ``bad_body`` fault) gives 404 and ends that scroll, so the client starts
   again at once instead of silently skipping a batch or waiting for expiry.
@@ -146,6 +155,10 @@ class ScrollRegistry:
         seed: Mixed into every ``scroll_param``.
         on_batch: Called with the collection name after every answered batch
             (the server counts user batches towards ``insert_users_every``).
+        cursor: ``"server"``: one ``scroll_param`` for a whole scroll, each use
+            moves on; ``"single_use"``: a fresh one per batch (see the module docstring).
+        per_workspace: One open scroll across every collection (True) or one
+            per collection (False).
     """
 
     def __init__(
@@ -157,6 +170,8 @@ class ScrollRegistry:
         clock: Callable[[], float],
         seed: int = 0,
         on_batch: Callable[[str], None] | None = None,
+        cursor: str = "server",
+        per_workspace: bool = True,
     ) -> None:
         self._workspace = workspace
         self._page_size = page_size
@@ -164,6 +179,8 @@ class ScrollRegistry:
         self._clock = clock
         self._seed = seed
         self._on_batch = on_batch
+        self._single_use = cursor == "single_use"
+        self._per_workspace = per_workspace
         self._open: dict[str, _Scroll] = {}
         self._started = 0
 
@@ -193,7 +210,7 @@ class ScrollRegistry:
         scroll = self._live(kind, now)
         param = query.get("scroll_param")
         if param is None:
-            if scroll is not None:
+            if scroll is not None or (self._per_workspace and self._any_live(now)):
                 raise ScrollError(400, "scroll_exists", SCROLL_EXISTS_MESSAGE)
             scroll = self._start(kind)
         elif scroll is None or param != scroll.param:
@@ -208,9 +225,12 @@ class ScrollRegistry:
         scroll.position += len(batch)
         scroll.batches += 1
         scroll.used_at = now
-        if param is not None:
-            scroll.spent.add(param)
-        scroll.param = self._make_param(kind, scroll)
+        if self._single_use:
+            if param is not None:
+                scroll.spent.add(param)
+            scroll.param = self._make_param(kind, scroll)
+        elif not scroll.param:
+            scroll.param = self._make_param(kind, scroll)
         if not batch:
             # The empty batch ends the scroll and frees the slot at once; its
             # scroll_param is spent with it.
@@ -250,6 +270,10 @@ class ScrollRegistry:
         if scroll is None or param != scroll.param:
             return 0
         return scroll.batches + 1
+
+    def _any_live(self, now: float) -> bool:
+        """Is a scroll of any collection open (not expired) now?"""
+        return any(self._live(kind, now) is not None for kind in list(self._open))
 
     def _live(self, kind: str, now: float) -> _Scroll | None:
         """The open scroll of ``kind``, forgetting it first if it has expired."""

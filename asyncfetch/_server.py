@@ -7,10 +7,38 @@ authentication, the ``X-RateLimit-*`` headers with fixed 10-second windows
 (optionally enforced with 429), and the 10,000-record cap on page-numbered
 listing.  Bodies are joined from bytes the `Workspace` serialised once.
 
-Past the cap, ``/users/scroll``, ``/contacts/scroll`` and ``/companies/scroll``
-serve Intercom's Scroll API with its rules (one open scroll per collection,
-expiry, single-use ``scroll_param``, a 5xx ends the scroll); see
-`asyncfetch._scroll_server`.
+It answers the way the real API does, not the way our client expects: a
+server that flatters the client hides the ways a run can exit 0 with fewer
+records than exist.  Each behaviour below is a `ServerConfig` option, on by
+default because Intercom does it:
+
+* The cap, per endpoint (``cap_per_endpoint``), on the page whose first record
+  is at ``page_cap_records`` or later: ``user.list`` endpoints (``/users`` with
+  or without a tag or segment, a company's users) answer 400 ``bad_request``
+  "page limit reached, please use scroll API" (intercom-node#115,
+  python-intercom#186); ``/contacts`` 400 ``parameter_invalid`` "'page' not
+  found on model" and ``/companies`` a **200** with an empty list,
+  ``total_count: 0`` and ``total_pages: 0`` (both intercom-ruby#274; PostHog
+  met the latter at page 167 of 60, PostHog/posthog#63033).
+* Leads in lists (``leads_in_lists``): the ``users`` lists of a tag or segment
+  hold the leads carrying it, as ``"type": "contact"`` records (Intercom's
+  "List by Tag, Segment, Company" page: "a pageable list of users and leads";
+  intercom-go ``fixtures/segments.json`` has a segment with
+  ``person_type: "contact"``).
+* Nested companies as ``{"type": "company", "id": ...}`` only
+  (``company_refs_id_only``), as the 1.x User Model shows them; users also
+  carry the model's ``referrer``, ``utm_*`` and ``location_data`` with
+  coordinates.  ``GET /companies?company_id=X`` without ``type`` is the
+  company itself (API 1.x "View a Company").
+* The Scroll API past the cap (``/users/scroll``, ``/contacts/scroll``,
+  ``/companies/scroll``; see `asyncfetch._scroll_server`): the cursor lives on
+  the server, the same ``scroll_param`` for every batch, as in the
+  python-intercom 3.1.0 ``tests/unit``, intercom-ruby ``spec/spec_helper.rb``
+  and intercom-node ``test/`` fixtures (``scroll_cursor``); one open scroll
+  per workspace across users, contacts and companies, a second start getting
+  400 ``scroll_exists`` (airbyte#8395, intercom-ruby#292;
+  ``scroll_per_workspace``); expiry after a minute unused; a 5xx ends the
+  scroll (the 1.x docs: any error means starting again).
 
 Rate-limit headers, as the real API sends them (sources: Intercom's "Rate
 Limiting" page of the API 1.x and 2.0 reference, and intercom-node
@@ -38,7 +66,8 @@ Limiting" page of the API 1.x and 2.0 reference, and intercom-node
 For testing clients against a misbehaving API it can also inject seeded
 faults into list requests (`FaultConfig`: 5xx, proxy HTML pages, bad bodies,
 429 bursts, resets, hangs, latency) and grow the user lists during a fetch
-(``insert_users_every``).  Faults hit scroll requests too.
+(``insert_users_every``, ``insert_users_count`` at a time: enough to push a
+list past the cap mid-fetch).  Faults hit scroll requests too.
 
 Three ways to run it:
 
@@ -86,6 +115,7 @@ from asyncfetch._workspace import MAX_USERS, ListKey, Workspace
 __all__ = [
     "ADVERTISED_RATE_LIMIT",
     "CAP_MESSAGE",
+    "CONTACTS_CAP_MESSAGE",
     "DEFAULT_PER_PAGE",
     "MAX_PER_PAGE",
     "RATE_WINDOW_SECONDS",
@@ -106,6 +136,8 @@ RATE_WINDOW_SECONDS: Final = 10
 #: rounded down.
 ADVERTISED_RATE_LIMIT: Final = 1666
 CAP_MESSAGE: Final = "page limit reached, please use scroll API"
+#: What /contacts answers past the cap (intercom-ruby#274).
+CONTACTS_CAP_MESSAGE: Final = "'page' not found on model"
 
 # Handlers still running at stop() get this long before they are cancelled;
 # short, because a test or the demo waits on it.
@@ -158,8 +190,8 @@ class ServerConfig:
             ``X-RateLimit-Reset`` is the end of the current one (Intercom: 10).
         token: The only access token accepted.  None accepts any non-empty token.
         page_cap_records: A page whose first record has this 0-based index or
-            more is refused with 400 (Intercom stops page-numbered listing at
-            10,000 records).
+            more is past the cap (Intercom stops page-numbered listing at
+            10,000 records), answered as ``cap_per_endpoint`` says.
         clock: Returns the current UNIX time in seconds; drives the rate-limit
             windows.  Tests inject a fake clock to cross windows without sleeping.
         faults: Seeded faults injected into list and scroll requests; None
@@ -175,6 +207,28 @@ class ServerConfig:
         scroll_expiry_seconds: A scroll unused for this many seconds (on
             ``clock``) expires: its ``scroll_param`` gives 404 and it no longer
             blocks a new scroll.  A finite number > 0 (Intercom: one minute).
+        cap_per_endpoint: Past ``page_cap_records`` each endpoint answers as
+            Intercom's does (users: 400 ``bad_request`` "page limit reached,
+            please use scroll API"; companies: 200 with an empty list,
+            ``total_count`` 0 and ``total_pages`` 0; contacts: 400
+            ``parameter_invalid`` "'page' not found on model").  False: every
+            endpoint answers 400 ``parameter_invalid`` "page limit reached...".
+        leads_in_lists: The ``users`` lists of a tag or segment hold the leads
+            carrying it too, as ``"type": "contact"`` records (Intercom).  False:
+            leads belong to no tag or segment.
+        company_refs_id_only: A user's nested companies are
+            ``{"type": "company", "id": ...}`` only, as in the 1.x User Model.
+            False adds ``company_id`` and ``name``.
+        scroll_cursor: ``"server"`` (Intercom): a scroll's cursor lives on the
+            server and every batch of one scroll carries the same
+            ``scroll_param``, so a re-sent request gets the next batch, not the
+            one whose answer was lost.  ``"single_use"``: each batch carries a
+            fresh ``scroll_param`` and re-sending a spent one gives 404 and ends
+            the scroll.
+        scroll_per_workspace: One scroll open at a time across users, contacts
+            and companies (Intercom); False: one per collection.
+        insert_users_count: Users signed up at each ``insert_users_every``
+            step, an int >= 1: a list near the cap crosses it mid-fetch.
     """
 
     users: int = 1000
@@ -193,6 +247,12 @@ class ServerConfig:
     insert_users_every: int | None = None
     scroll_page_size: int = 100
     scroll_expiry_seconds: float = 60.0
+    cap_per_endpoint: bool = True
+    leads_in_lists: bool = True
+    company_refs_id_only: bool = True
+    scroll_cursor: str = "server"
+    scroll_per_workspace: bool = True
+    insert_users_count: int = 1
 
     def __post_init__(self) -> None:
         if not _is_int(self.users) or not 0 <= self.users <= MAX_USERS:
@@ -275,6 +335,25 @@ class ServerConfig:
             and expiry > 0
         ):
             raise ValueError(f"scroll_expiry_seconds must be a finite number > 0, got {expiry!r}")
+        if self.scroll_cursor not in ("server", "single_use"):
+            raise ValueError(
+                f"scroll_cursor must be 'server' or 'single_use', got {self.scroll_cursor!r}"
+            )
+        if not (_is_int(self.insert_users_count) and self.insert_users_count >= 1):
+            raise ValueError(
+                f"insert_users_count must be an int >= 1, got {self.insert_users_count!r}"
+            )
+        for name in (
+            "cap_per_endpoint",
+            "leads_in_lists",
+            "company_refs_id_only",
+            "scroll_per_workspace",
+        ):
+            if not isinstance(getattr(self, name), bool):
+                # ValueError like every other field, so callers catch one type.
+                raise ValueError(  # noqa: TRY004
+                    f"{name} must be True or False, got {getattr(self, name)!r}"
+                )
 
 
 @dataclass
@@ -472,7 +551,10 @@ class IntercomServer:
             dataclasses.replace(config, **overrides) if overrides else config
         )
         self.workspace: Workspace = Workspace.generate(
-            users=self.config.users, seed=self.config.seed
+            users=self.config.users,
+            seed=self.config.seed,
+            leads_in_lists=self.config.leads_in_lists,
+            company_refs_id_only=self.config.company_refs_id_only,
         )
         self.stats = ServerStats()
         config = self.config
@@ -492,6 +574,8 @@ class IntercomServer:
             clock=config.clock,
             seed=config.seed,
             on_batch=self._scroll_batch_served,
+            cursor=config.scroll_cursor,
+            per_workspace=config.scroll_per_workspace,
         )
         # A closure rather than lru_cache on a method (which would pin self in
         # a class-level cache): cached page items live and die with the server.
@@ -752,7 +836,11 @@ class IntercomServer:
         if "company_id" in query:
             kind = query.get("type")
             if kind is None:
-                raise _ApiError(400, "missing_parameter", "type=user is required with company_id")
+                # View a company by your own company_id (API 1.x "View a Company").
+                body = self.workspace.company_body(query["company_id"])
+                if body is None:
+                    raise _ApiError(404, "company_not_found", "Company Not Found")
+                return _json_response(body)
             if kind != "user":
                 raise _ApiError(400, "parameter_invalid", f"type must be 'user', got {kind!r}")
             return self._paged(request, self._company_key(query["company_id"], by="company_id"))
@@ -805,7 +893,7 @@ class IntercomServer:
         page = _positive_int(request.query, "page", 1)
         per_page = min(_positive_int(request.query, "per_page", DEFAULT_PER_PAGE), MAX_PER_PAGE)
         if (page - 1) * per_page >= self.config.page_cap_records:
-            raise _ApiError(400, "parameter_invalid", CAP_MESSAGE)
+            return self._past_cap(key, page, per_page)
         blobs = self.workspace.list_blobs(key)
         assert blobs is not None  # the handlers resolved key before
         total = len(blobs)
@@ -839,11 +927,36 @@ class IntercomServer:
             self._count_user_page(self.config.insert_users_every)
         return _json_response(body)
 
+    def _past_cap(self, key: ListKey, page: int, per_page: int) -> web.Response:
+        """A page past the cap, answered as Intercom's endpoint for ``key`` does."""
+        if not self.config.cap_per_endpoint:
+            raise _ApiError(400, "parameter_invalid", CAP_MESSAGE)
+        if key.collection == "users":
+            # intercom-node#115, python-intercom#186.
+            raise _ApiError(400, "bad_request", CAP_MESSAGE)
+        if key.collection == "contacts":
+            # intercom-ruby#274.
+            raise _ApiError(400, "parameter_invalid", CONTACTS_CAP_MESSAGE)
+        # Companies, intercom-ruby#274: a 200 that looks like the end of the list.
+        pages = {
+            "type": "pages",
+            "next": None,
+            "page": page,
+            "per_page": per_page,
+            "total_pages": 0,
+        }
+        return _json_response(
+            orjson.dumps(
+                {"type": "company.list", "total_count": 0, "companies": [], "pages": pages}
+            )
+        )
+
     def _count_user_page(self, every: int) -> None:
         """Count one user-list page served; sign a user up after every ``every``-th."""
         self._user_pages_served += 1
         if self._user_pages_served % every == 0:
-            self.workspace.insert_user()
+            for _ in range(self.config.insert_users_count):
+                self.workspace.insert_user()
             # Cached pages of the two lists that grew are stale now; the
             # others are not, but a rare full clear keeps this simple.
             self._page_items.cache_clear()  # type: ignore[attr-defined]

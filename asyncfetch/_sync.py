@@ -19,7 +19,7 @@ import anyio
 
 from ._checkpoint import Checkpoint, checkpoint_path
 from ._client import IntercomClient
-from ._engine import ListChanges, Page
+from ._engine import SWITCHED_TO_SCROLL, ListChanges, Page
 from ._export import ExportSummary, Progress, export
 from ._formats import OutputFormat
 from ._intercom import Item
@@ -135,6 +135,10 @@ async def _sync_one(
 
     def save(progress: Progress) -> None:
         assert checkpoint_file is not None
+        if listing.changes.method == SWITCHED_TO_SCROLL:
+            # Scroll batches are not numbered pages: the checkpoint stays at the
+            # last numbered page, and a resume from it refuses or goes on by page.
+            return
         Checkpoint(fingerprint, progress.pages, progress.items, progress.offset).save(
             checkpoint_file
         )

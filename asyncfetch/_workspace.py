@@ -17,13 +17,23 @@ Membership rules (documented because tests and the demo rely on them):
   - ``legacy-import`` -- carried by nobody (``Workspace.empty_tag_id``), so an
     empty list can be requested.
 
-  Companies carry tags by the same rules applied to the company index.
-  Leads (contacts) carry no tags.
+  Companies and leads carry tags by the same rules applied to their own
+  index (so even-index leads carry the large tag too).
+* Leads are in the lists of the tags and segments they belong to: those
+  ``users`` lists hold users and ``"type": "contact"`` records, merged in
+  creation order (Intercom's List by Tag, Segment, Company: "a pageable list
+  of users and leads"; intercom-go ``fixtures/segments.json`` has a segment
+  with ``person_type: "contact"``).  ``leads_in_lists=False`` turns it off.
 * Segments (5) are rules over user attributes: ``Active`` (last request in the
   last 30 days), ``New`` (created in the last 180 days), ``Paying`` (plan is
   not ``free``), ``Enterprise`` (plan is ``enterprise``), ``Slipping away`` (no
-  request for 90 days).  Segments contain users only: a known segment asked
-  for companies gives an empty ``company.list``.
+  request for 90 days).  Leads are in ``Active``, ``New`` and ``Slipping
+  away`` by the same rules.  A known segment asked for companies gives an
+  empty ``company.list``.
+* A user's nested ``companies`` hold ``{"type": "company", "id": ...}`` only,
+  as the 1.x User Model shows them (``company_refs_id_only=False`` adds
+  ``company_id`` and ``name``).  Users also carry the model's ``referrer``,
+  ``utm_*`` and ``location_data`` with ``latitude``/``longitude``.
 * Companies: ``max(3, users // 100)``.  90 % of users belong to one company,
   chosen with Zipf weights ``1 / (j + 1)`` so company 0 is much bigger than
   the rest (see ``Workspace.largest_company_id``); 10 % of
@@ -40,6 +50,7 @@ goes to the front of the all-users list and of the large tag's list.
 from __future__ import annotations
 
 import gc
+import heapq
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -99,6 +110,15 @@ _CITIES: Final = (
     ("Sydney", "OC", "AUS", "Australia", "New South Wales", "Australia/Sydney"),
     ("Sao Paulo", "SA", "BRA", "Brazil", "Sao Paulo", "America/Sao_Paulo"),
 )
+_COORDINATES: Final = {
+    "Dublin": (53.3498, -6.2603),
+    "San Francisco": (37.7749, -122.4194),
+    "London": (51.5074, -0.1278),
+    "Sydney": (-33.8688, 151.2093),
+    "Sao Paulo": (-23.5505, -46.6333),
+}
+_REFERRERS: Final = ("https://www.google.com/", None, "https://news.ycombinator.com/", None)
+_UTM: Final = (("spring-launch", "email"), (None, None), ("webinar", "social"))
 _USER_AGENT: Final = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
     "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
@@ -176,7 +196,7 @@ class Workspace:
 
     @property
     def largest_tag_id(self) -> str:
-        """The id of the tag carried by every even-index user and company.
+        """The id of the tag carried by every even-index user, lead and company.
 
         Users added by `insert_user` carry it too.
         """
@@ -206,7 +226,8 @@ class Workspace:
         if blobs is None and key in self._members:
             # Built lazily and kept: most filtered lists are never requested.
             coll = self._collections[key.collection].blobs
-            blobs = tuple(coll[i] for i in self._members[key])
+            leads = self._collections["contacts"].blobs
+            blobs = tuple(coll[i] if i >= 0 else leads[~i] for i in self._members[key])
             self._list_blobs[key] = blobs
         return blobs
 
@@ -217,7 +238,15 @@ class Workspace:
             KeyError: ``key`` names an unknown list.
         """
         coll = self._collections[key.collection].items
-        return [coll[i] for i in self._members[key]]
+        leads = self._collections["contacts"].items
+        return [coll[i] if i >= 0 else leads[~i] for i in self._members[key]]
+
+    def company_body(self, company_id: str) -> bytes | None:
+        """The company whose own ``company_id`` this is, serialised; None if unknown."""
+        intercom_id = self.company_ids.get(company_id)
+        if intercom_id is None:
+            return None
+        return next((orjson.dumps(c) for c in self.companies if c["id"] == intercom_id), None)
 
     def small_list_body(self, name: str) -> bytes | None:
         """Return the whole body of ``/tags``, ``/segments`` or ``/admins``.
@@ -276,7 +305,14 @@ class Workspace:
     # -- generation -------------------------------------------------------------
 
     @classmethod
-    def generate(cls, *, users: int = 1000, seed: int = 0) -> Workspace:
+    def generate(
+        cls,
+        *,
+        users: int = 1000,
+        seed: int = 0,
+        leads_in_lists: bool = True,
+        company_refs_id_only: bool = True,
+    ) -> Workspace:
         """Build the workspace for ``(users, seed)``; the same inputs give the same bytes.
 
         Args:
@@ -284,6 +320,12 @@ class Workspace:
                 (see the module docstring).  0 to `MAX_USERS`.
             seed: Seeds the `random.Random` that picks names, timestamps,
                 attributes and random memberships.
+            leads_in_lists: Leads carry tags and belong to segments, and the
+                users lists of a tag or segment hold them too (Intercom: "a
+                pageable list of users and leads").  False: leads carry none.
+            company_refs_id_only: A user's nested ``companies`` hold
+                ``{"type": "company", "id": ...}`` only, as the 1.x User Model
+                shows them; False adds ``company_id`` and ``name``.
         """
         if isinstance(users, bool) or not isinstance(users, int) or not 0 <= users <= MAX_USERS:
             raise ValueError(f"users must be an int from 0 to {MAX_USERS}, got {users!r}")
@@ -292,13 +334,25 @@ class Workspace:
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            return cls._generate(users, random.Random(seed))
+            return cls._generate(
+                users,
+                random.Random(seed),
+                leads_in_lists=leads_in_lists,
+                company_refs_id_only=company_refs_id_only,
+            )
         finally:
             if gc_was_enabled:
                 gc.enable()
 
     @classmethod
-    def _generate(cls, users: int, rng: random.Random) -> Workspace:
+    def _generate(
+        cls,
+        users: int,
+        rng: random.Random,
+        *,
+        leads_in_lists: bool,
+        company_refs_id_only: bool,
+    ) -> Workspace:
         ws = cls()
         machine = ws._machine = rng.getrandbits(32)
 
@@ -359,7 +413,14 @@ class Workspace:
                 }
             )
         company_refs = [
-            {"type": "company", "company_id": c["company_id"], "id": c["id"], "name": c["name"]}
+            {"type": "company", "id": c["id"]}
+            if company_refs_id_only
+            else {
+                "type": "company",
+                "company_id": c["company_id"],
+                "id": c["id"],
+                "name": c["name"],
+            }
             for c in companies
         ]
         # Zipf weights: company 0 is the big customer whose user list spans pages.
@@ -425,8 +486,32 @@ class Workspace:
 
         contact_list: list[Json] = []
         n_contacts = users // 4
+        lead_tags: list[list[int]] = [[] for _ in _TAGS]
+        lead_segments: list[list[int]] = [[] for _ in _SEGMENTS]
+        # The leads' memberships come from a stream of their own, so the
+        # objects drawn from ``rng`` stay those of a workspace without them.
+        lead_rng = random.Random(f"leads\0{machine}")
         for i, created in enumerate(_spread(rng, n_contacts, _START, _NOW)):
             uuid = f"{rng.getrandbits(128):032x}"
+            tags_of: list[int] = []
+            segments_of: list[int] = []
+            if leads_in_lists:
+                tags_of = ws._draw_tags(lead_rng, i)
+                seen_at = _NOW - int((_NOW - created) * lead_rng.random() ** 2)
+                # The rules of the segments that apply to leads (no plan).
+                segments_of = [
+                    k
+                    for k, inside in (
+                        (0, seen_at >= _NOW - 30 * _DAY),
+                        (1, created >= _NOW - 180 * _DAY),
+                        (4, seen_at < _NOW - 90 * _DAY),
+                    )
+                    if inside
+                ]
+            for k in tags_of:
+                lead_tags[k].append(i)
+            for k in segments_of:
+                lead_segments[k].append(i)
             contact_list.append(
                 {
                     "type": "contact",
@@ -441,8 +526,13 @@ class Workspace:
                     "updated_at": rng.randrange(created, _NOW + 1),
                     "last_request_at": rng.randrange(created, _NOW + 1),
                     "custom_attributes": {"source": rng.choice(("ads", "blog", "referral"))},
-                    "tags": {"type": "tag.list", "tags": []},
-                    "segments": {"type": "segment.list", "segments": []},
+                    "tags": {"type": "tag.list", "tags": [ws._tag_ref(k) for k in tags_of]},
+                    "segments": {
+                        "type": "segment.list",
+                        "segments": [
+                            {"type": "segment", "id": ws.segments[k]["id"]} for k in segments_of
+                        ],
+                    },
                     "companies": {"type": "company.list", "companies": []},
                 }
             )
@@ -455,13 +545,30 @@ class Workspace:
         for name in ("users", "companies", "contacts"):
             ws._add_collection(name, getattr(ws, name))
         ws.company_ids = {c["company_id"]: c["id"] for c in companies}
+
+        def with_leads(members: list[int], leads: list[int]) -> tuple[int, ...]:
+            """Users and leads (``~index``) of one list, merged in creation order."""
+            return tuple(
+                heapq.merge(
+                    members,
+                    (~i for i in leads),
+                    key=lambda m: (
+                        ws.users[m]["created_at"] if m >= 0 else contact_list[~m]["created_at"]
+                    ),
+                )
+            )
+
         for k, tag in enumerate(ws.tags):
-            ws._members[ListKey("users", "tag_id", tag["id"])] = tuple(tag_members[k])
+            ws._members[ListKey("users", "tag_id", tag["id"])] = with_leads(
+                tag_members[k], lead_tags[k]
+            )
             ws._members[ListKey("companies", "tag_id", tag["id"])] = tuple(
                 j for j in company_range if k in company_tags[j]
             )
         for k, segment in enumerate(ws.segments):
-            ws._members[ListKey("users", "segment_id", segment["id"])] = tuple(segment_members[k])
+            ws._members[ListKey("users", "segment_id", segment["id"])] = with_leads(
+                segment_members[k], lead_segments[k]
+            )
             ws._members[ListKey("companies", "segment_id", segment["id"])] = ()
         for j, company in enumerate(companies):
             ws._members[ListKey("users", "company", company["id"])] = tuple(company_members[j])
@@ -528,6 +635,8 @@ class Workspace:
                 "postal_code": None,
                 "region_name": region,
                 "timezone": timezone,
+                "latitude": _COORDINATES[city][0],
+                "longitude": _COORDINATES[city][1],
             },
             "created_at": created,
             "remote_created_at": created,
@@ -542,7 +651,13 @@ class Workspace:
             "marked_email_as_spam": False,
             "has_hard_bounced": False,
             "owner_id": None,
+            # From the index, not from rng: adding these fields moved no other draw.
+            "referrer": _REFERRERS[i % len(_REFERRERS)],
+            "utm_campaign": _UTM[i % len(_UTM)][0],
+            "utm_content": None,
+            "utm_medium": _UTM[i % len(_UTM)][1],
             "utm_source": rng.choice(("google", "newsletter", None)),
+            "utm_term": None,
             "custom_attributes": {
                 "plan": plan,
                 "seats": seats,

@@ -49,8 +49,19 @@ def ids(items: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def users_with_tag(workspace: Workspace, tag_id: str) -> list[Mapping[str, Any]]:
-    """The workspace's users carrying ``tag_id``, read from each user's own ``tags``."""
-    return [u for u in workspace.users if any(t["id"] == tag_id for t in u["tags"]["tags"])]
+    """The users and leads carrying ``tag_id``, read from each record's own ``tags``,
+    in creation order (the order of the page-numbered list)."""
+    people = [*workspace.users, *workspace.contacts]
+    carrying = [p for p in people if any(t["id"] == tag_id for t in p["tags"]["tags"])]
+    return sorted(carrying, key=lambda p: int(p["created_at"]))
+
+
+def scroll_order(people: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The order of the scroll fallback for users and leads: the users, then the leads."""
+    listed = list(people)
+    return [p for p in listed if p["type"] == "user"] + [
+        p for p in listed if p["type"] == "contact"
+    ]
 
 
 def page_body(

@@ -53,10 +53,17 @@ async def test_users_of_a_tag_and_of_a_segment(server: IntercomServer) -> None:
         by_segment = await fetch_ids(client.users(segment_id=segment_id))
     assert by_tag == ids(users_with_tag(ws, tag_id))
     assert len(by_tag) > 200  # spans many pages
-    expected_segment = [
-        u for u in ws.users if any(s["id"] == segment_id for s in u["segments"]["segments"])
-    ]
+    # Users and leads, in the list's (creation) order.
+    expected_segment = sorted(
+        (
+            p
+            for p in (*ws.users, *ws.contacts)
+            if any(s["id"] == segment_id for s in p["segments"]["segments"])
+        ),
+        key=lambda p: int(p["created_at"]),
+    )
     assert by_segment == ids(expected_segment)
+    assert {p["type"] for p in expected_segment} == {"user", "contact"}
 
 
 async def test_company_users_by_id_and_by_company_id(server: IntercomServer) -> None:

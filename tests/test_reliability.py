@@ -14,7 +14,7 @@ from asyncfetch import IntercomClient, PageLimitError, Retries
 from asyncfetch._faults import FaultConfig
 from asyncfetch._server import IntercomServer
 
-from .helpers import MakeServer, ids, users_with_tag
+from .helpers import MakeServer, ids, scroll_order, users_with_tag
 
 pytestmark = pytest.mark.anyio
 
@@ -73,6 +73,58 @@ async def test_chaos_500_pages_every_record_once_in_order(make_server: MakeServe
     assert users.changes.changed  # users were added meanwhile
     # 429s come only from the injected bursts, never from the enforced limit.
     assert server.stats.statuses[429] <= faults_seen["throttle"]
+
+
+async def test_chaos_past_the_cap_with_leads_and_the_server_side_cursor(
+    make_server: MakeServer,
+) -> None:
+    # The chaos above, on a tag's users and leads that reach the cap mid-fetch
+    # (a cap of 1,000 records here): the fetch switches to /users/scroll then
+    # /contacts/scroll, whose cursor lives on the server, through every fault.
+    faults = FaultConfig(
+        seed=5,
+        error_rate=0.03,
+        html_error_rate=0.02,
+        bad_body_rate=0.03,
+        throttle_rate=0.003,
+        throttle_burst=2,
+        reset_rate=0.02,
+        hang_rate=0.01,
+        jitter_ms=5,
+        max_consecutive_faults=3,
+    )
+    server = await make_server(
+        users=5000,
+        faults=faults,
+        rate_limit=400,
+        rate_window_seconds=1,
+        insert_users_every=150,
+        page_cap_records=1000,
+        scroll_page_size=500,
+        scroll_expiry_seconds=0.5,
+    )
+    ws = server.workspace
+    assert server.config.scroll_cursor == "server"
+    listed = users_with_tag(ws, ws.largest_tag_id)  # as it stood when the fetch began
+    assert {p["type"] for p in listed} == {"user", "contact"}
+    client = client_for(
+        server, per_page=10, concurrency=16, timeout=0.5, retries=Retries(attempts=5)
+    )
+    async with client, client.users(tag_id=ws.largest_tag_id) as people:
+        got = [str(p["id"]) async for p in people]
+    assert len(got) == len(set(got))
+    # The first 1,000 by page, in list order; the rest by the scrolls: the users,
+    # then the leads. Users signed up meanwhile carry the tag and may be among them.
+    expected = ids(listed[:1000]) + ids(scroll_order(listed[1000:]))
+    assert [i for i in got if i in set(expected)] == expected
+    newcomers = set(got) - set(expected)
+    assert newcomers <= set(ids(ws.users[5000:]))
+    faults_seen = server.stats.faults
+    for kind in ("error", "html_error", "bad_body", "reset", "hang"):
+        assert faults_seen[kind] > 0, kind
+    assert people.changes.method == "pages, then scroll"
+    starts = [n for path, n in server.stats.pages if path.endswith("/scroll") and n == 1]
+    assert len(starts) > 2  # both scrolls, and restarts after faults
 
 
 async def test_a_list_growing_during_the_fetch_loses_and_repeats_nothing(
@@ -137,13 +189,14 @@ async def test_a_tag_past_the_cap_is_scrolled_and_filtered_locally(
 ) -> None:
     server = await make_server(users=24_000)
     ws = server.workspace
-    expected = ids(users_with_tag(ws, ws.largest_tag_id))
-    assert len(expected) == 12_000
+    # Its users, then its leads: /users/scroll, then /contacts/scroll.
+    expected = ids(scroll_order(users_with_tag(ws, ws.largest_tag_id)))
+    assert len(expected) == 12_000 + 3_000
     async with client_for(server) as client:
         got = [str(u["id"]) async for u in client.users(tag_id=ws.largest_tag_id)]
     assert got == expected
     paths = Counter(path for path, _ in server.stats.pages)
-    assert paths == {"/users": 1, "/users/scroll": 24_000 // 100 + 1}
+    assert paths == {"/users": 1, "/users/scroll": 24_000 // 100 + 1, "/contacts/scroll": 61}
 
 
 async def test_scroll_on_request_and_for_company_users(make_server: MakeServer) -> None:
@@ -165,7 +218,9 @@ async def test_a_scroll_broken_by_faults_starts_again_and_loses_nothing(
     make_server: MakeServer,
 ) -> None:
     faults = FaultConfig(seed=3, error_rate=0.04, reset_rate=0.02, max_consecutive_faults=2)
-    server = await make_server(users=2000, faults=faults)
+    # A reset leaves the scroll open on the server: a fresh start waits for it to
+    # expire (a minute at Intercom; half a second here).
+    server = await make_server(users=2000, faults=faults, scroll_expiry_seconds=0.5)
     async with client_for(server, retries=Retries(attempts=4)) as client:
         got = [str(u["id"]) async for u in client.users(scroll=True)]
     assert got == ids(server.workspace.users)

@@ -20,7 +20,7 @@ import pytest
 
 from asyncfetch._faults import FaultConfig
 from asyncfetch._scroll_server import EXPIRED_MESSAGE, SCROLL_EXISTS_MESSAGE
-from asyncfetch._server import IntercomServer, ServerConfig
+from asyncfetch._server import CAP_MESSAGE, IntercomServer, ServerConfig
 from asyncfetch._workspace import ListKey
 
 from .helpers import MakeServer, ids
@@ -109,7 +109,7 @@ def assert_error(answer: Answer, status: int, code: str, message: str | None = N
 async def test_scroll_yields_every_user_once_in_order_then_an_empty_batch(
     make_server: MakeServer, session: aiohttp.ClientSession
 ) -> None:
-    server = await make_server(users=250)
+    server = await make_server(users=250, scroll_cursor="single_use")
     answers = await scroll_all(session, server)
     assert [len(a.items) for a in answers] == [100, 100, 50, 0]  # default batch of 100
     for answer in answers:
@@ -172,11 +172,11 @@ async def test_scroll_goes_past_the_page_cap_of_a_large_workspace(
 ) -> None:
     server = await make_server(users=24_000, scroll_page_size=1000)
     ws = server.workspace
-    # The largest tag is carried by every even-index user: 12,000 of them, so
-    # its page-numbered list hits the 10,000 cap.
-    assert len(ws.items(ListKey("users", "tag_id", ws.largest_tag_id))) == 12_000
+    # The largest tag is carried by every even-index user and lead: 12,000 +
+    # 3,000 of them, so its page-numbered list hits the 10,000 cap.
+    assert len(ws.items(ListKey("users", "tag_id", ws.largest_tag_id))) == 15_000
     capped = await get(session, server, f"/users?tag_id={ws.largest_tag_id}&page=201")
-    assert_error(capped, 400, "parameter_invalid")
+    assert_error(capped, 400, "bad_request", CAP_MESSAGE)
     answers = await scroll_all(session, server)
     assert len(answers) == 25
     assert [u["id"] for a in answers for u in a.items] == ids(ws.users)
@@ -246,7 +246,7 @@ async def test_paging_params_are_ignored(
 async def test_one_open_scroll_per_collection(
     make_server: MakeServer, session: aiohttp.ClientSession
 ) -> None:
-    server = await make_server(users=300)
+    server = await make_server(users=300, scroll_per_workspace=False)
     first = await get(session, server, "/users/scroll")
     second = await get(session, server, "/users/scroll")
     assert_error(second, 400, "scroll_exists", SCROLL_EXISTS_MESSAGE)
@@ -326,7 +326,7 @@ async def test_unknown_scroll_param_is_404(
 async def test_a_spent_scroll_param_is_404_and_ends_the_scroll(
     make_server: MakeServer, session: aiohttp.ClientSession
 ) -> None:
-    server = await make_server(users=300)
+    server = await make_server(users=300, scroll_cursor="single_use")
     first = await get(session, server, "/users/scroll")
     second = await get(session, server, f"/users/scroll?scroll_param={first.param}")
     assert second.status == 200
@@ -343,11 +343,45 @@ async def test_a_spent_scroll_param_is_404_and_ends_the_scroll(
 async def test_concurrent_uses_of_one_param_serve_one_batch(
     make_server: MakeServer, session: aiohttp.ClientSession
 ) -> None:
-    server = await make_server(users=300, latency_ms=50)
+    server = await make_server(users=300, latency_ms=50, scroll_cursor="single_use")
     first = await get(session, server, "/users/scroll")
     path = f"/users/scroll?scroll_param={first.param}"
     answers = await asyncio.gather(*(get(session, server, path) for _ in range(3)))
     assert sorted(a.status for a in answers) == [200, 404, 404]
+
+
+async def test_the_cursor_lives_on_the_server_by_default(
+    make_server: MakeServer, session: aiohttp.ClientSession
+) -> None:
+    # Like the SDK fixtures: one scroll_param for the whole scroll, and each
+    # request with it moves on, so re-sending one whose answer was lost skips
+    # that batch instead of repeating it.
+    server = await make_server(users=250)
+    answers = await scroll_all(session, server)
+    assert [len(a.items) for a in answers] == [100, 100, 50, 0]
+    assert len({a.param for a in answers}) == 1
+    got = [u for a in answers for u in a.items]
+    assert got == server.workspace.items(ListKey("users"))
+    again = await get(session, server, "/users/scroll")
+    lost = await get(session, server, f"/users/scroll?scroll_param={again.param}")
+    resent = await get(session, server, f"/users/scroll?scroll_param={again.param}")
+    assert lost.items == got[100:200]
+    assert resent.items == got[200:]  # not the lost batch again
+    assert server.stats.pages[-3:] == [("/users/scroll", n) for n in (1, 2, 3)]
+
+
+async def test_one_open_scroll_per_workspace_by_default(
+    make_server: MakeServer, session: aiohttp.ClientSession
+) -> None:
+    server = await make_server(users=300)
+    users = await get(session, server, "/users/scroll")
+    for kind in ("users", "contacts", "companies"):
+        assert_error(await get(session, server, f"/{kind}/scroll"), 400, "scroll_exists")
+    # Walked to its end, the users scroll frees the workspace's one slot.
+    while (await get(session, server, f"/users/scroll?scroll_param={users.param}")).items:
+        pass
+    assert (await get(session, server, "/contacts/scroll")).status == 200
+    assert_error(await get(session, server, "/companies/scroll"), 400, "scroll_exists")
 
 
 # -- faults, auth and rate limits -----------------------------------------------

@@ -102,7 +102,12 @@ async def test_a_server_that_ignores_the_page_number_is_caught(raw_server: RawSe
         body = {
             "type": "user.list",
             "users": [{"id": "u1"}],
-            "pages": {"type": "pages", "page": 1, "total_pages": 3, "next": None},
+            "pages": {
+                "type": "pages",
+                "page": 1,
+                "total_pages": 3,
+                "next": str(request.url.with_query(page="2")),
+            },
         }
         return web.Response(body=orjson.dumps(body))
 

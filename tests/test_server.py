@@ -29,6 +29,7 @@ from intercom.client import Client  # type: ignore[import-untyped]
 from asyncfetch._server import (
     ADVERTISED_RATE_LIMIT,
     CAP_MESSAGE,
+    CONTACTS_CAP_MESSAGE,
     IntercomServer,
     ServerConfig,
     ServerThread,
@@ -246,13 +247,24 @@ async def test_tag_and_segment_together_are_400(server: IntercomServer, path: st
 @pytest.mark.parametrize(
     ("query", "code"),
     [
-        ("company_id=company-0", "missing_parameter"),
         ("company_id=company-0&type=lead", "parameter_invalid"),
+        ("company_id=company-0&type=", "parameter_invalid"),
     ],
 )
 async def test_company_id_needs_type_user(server: IntercomServer, query: str, code: str) -> None:
     status, body, _ = await get(server, f"/companies?{query}")
     assert_error(status, body, 400, code)
+
+
+async def test_company_id_alone_views_the_company(server: IntercomServer) -> None:
+    # API 1.x "View a Company": GET /companies?company_id=X is the company itself.
+    ws = server.workspace
+    status, body, _ = await get(server, "/companies?company_id=company-1")
+    assert status == 200
+    assert body == ws.companies[1]
+    assert body["id"] == ws.company_ids["company-1"]
+    status, body, _ = await get(server, "/companies?company_id=no-such-company")
+    assert_error(status, body, 404, "company_not_found")
 
 
 @pytest.mark.parametrize(
@@ -277,12 +289,36 @@ async def test_page_cap_at_10000_records(server: IntercomServer) -> None:
     assert status == 200
     assert body["users"] == []
     status, body, _ = await get(server, "/users?page=201")  # starts at record 10,000
-    assert_error(status, body, 400, "parameter_invalid")
+    assert_error(status, body, 400, "bad_request")
     assert body["errors"][0]["message"] == CAP_MESSAGE
     status, body, _ = await get(server, "/users?page=167&per_page=60")  # 9,960
     assert status == 200
     status, body, _ = await get(server, "/users?page=168&per_page=60")  # 10,020
-    assert_error(status, body, 400, "parameter_invalid")
+    assert_error(status, body, 400, "bad_request")
+
+
+async def test_each_endpoint_answers_past_the_cap_as_intercoms_does() -> None:
+    # intercom-node#115 (users), intercom-ruby#274 (companies, contacts).
+    async with IntercomServer(users=1000, page_cap_records=5) as server:
+        for path in ("/users", f"/companies/{server.workspace.largest_company_id}/users"):
+            status, body, _ = await get(server, f"{path}?per_page=5&page=2")
+            assert_error(status, body, 400, "bad_request")
+            assert body["errors"][0]["message"] == CAP_MESSAGE
+        status, body, _ = await get(server, "/contacts?per_page=5&page=2")
+        assert_error(status, body, 400, "parameter_invalid")
+        assert body["errors"][0]["message"] == CONTACTS_CAP_MESSAGE
+        # Companies: a 200 that looks like the end of an empty list.
+        status, body, _ = await get(server, "/companies?per_page=5&page=2")
+        assert status == 200
+        assert body["companies"] == []
+        assert body["total_count"] == 0
+        assert body["pages"]["total_pages"] == 0
+        assert body["pages"]["next"] is None
+    async with IntercomServer(users=1000, page_cap_records=5, cap_per_endpoint=False) as server:
+        for path in ("/users", "/contacts", "/companies"):
+            status, body, _ = await get(server, f"{path}?per_page=5&page=2")
+            assert_error(status, body, 400, "parameter_invalid")
+            assert body["errors"][0]["message"] == CAP_MESSAGE
 
 
 async def test_page_cap_is_configurable_and_next_leads_into_it() -> None:
@@ -291,7 +327,7 @@ async def test_page_cap_is_configurable_and_next_leads_into_it() -> None:
         assert status == 200
         # Like Intercom: the last allowed page still links on, and the link 400s.
         status, body, _ = await get(server, body["pages"]["next"])
-        assert_error(status, body, 400, "parameter_invalid")
+        assert_error(status, body, 400, "bad_request")
         assert body["errors"][0]["message"] == CAP_MESSAGE
 
 
@@ -474,24 +510,49 @@ def test_workspace_is_deterministic_and_well_formed() -> None:
     blobs = ws.list_blobs(ListKey("users"))
     assert blobs is not None
     assert 700 < sum(map(len, blobs)) / len(blobs) < 2000  # "about 1 KB" per user
+    # The 1.x User Model's fields, nested companies as {"type", "id"} only.
+    for user in ws.users:
+        assert {"referrer", "utm_campaign", "utm_content", "utm_medium", "utm_source"} <= set(user)
+        assert {"utm_term", "location_data"} <= set(user)
+        assert isinstance(user["location_data"]["latitude"], float)
+        assert isinstance(user["location_data"]["longitude"], float)
+        assert all(set(c) == {"type", "id"} for c in user["companies"]["companies"])
+    full = Workspace.generate(users=1000, seed=7, company_refs_id_only=False)
+    refs = [c for u in full.users for c in u["companies"]["companies"]]
+    assert refs
+    assert all(set(c) == {"type", "id", "company_id", "name"} for c in refs)
+    bare = Workspace.generate(users=1000, seed=7, leads_in_lists=False)
+    assert all(not c["tags"]["tags"] for c in bare.contacts)
+    assert all(
+        u["type"] == "user" for u in bare.items(ListKey("users", "tag_id", bare.largest_tag_id))
+    )
 
 
 @pytest.mark.parametrize("users", [0, 1, 1000, 5000])
 def test_workspace_memberships_agree_with_the_objects(users: int) -> None:
     ws = Workspace.generate(users=users)
+
+    def by_creation(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(objects, key=lambda o: o["created_at"])
+
     largest = ws.items(ListKey("users", "tag_id", ws.largest_tag_id))
-    assert len(largest) == math.ceil(users / 2)
+    assert len(largest) == math.ceil(users / 2) + math.ceil(len(ws.contacts) / 2)
     assert ws.items(ListKey("users", "tag_id", ws.empty_tag_id)) == []
     for tag in ws.tags:
-        carried = [u for u in ws.users if tag in u["tags"]["tags"]]
-        assert ws.items(ListKey("users", "tag_id", tag["id"])) == carried
+        # Users and leads, in creation order.
+        carried = [p for p in (*ws.users, *ws.contacts) if tag in p["tags"]["tags"]]
+        assert ws.items(ListKey("users", "tag_id", tag["id"])) == by_creation(carried)
         tagged = [c for c in ws.companies if tag in c["tags"]["tags"]]
         assert ws.items(ListKey("companies", "tag_id", tag["id"])) == tagged
     for segment in ws.segments:
         ref = {"type": "segment", "id": segment["id"]}
-        members = [u for u in ws.users if ref in u["segments"]["segments"]]
-        assert ws.items(ListKey("users", "segment_id", segment["id"])) == members
+        members = [p for p in (*ws.users, *ws.contacts) if ref in p["segments"]["segments"]]
+        assert ws.items(ListKey("users", "segment_id", segment["id"])) == by_creation(members)
         assert ws.items(ListKey("companies", "segment_id", segment["id"])) == []
+    if users >= 1000:
+        # Leads are in lists: "a pageable list of users and leads".
+        active = ws.items(ListKey("users", "segment_id", ws.segments[0]["id"]))
+        assert {p["type"] for p in active} == {"user", "contact"}
     sizes = []
     for company in ws.companies:
         members = [
@@ -593,9 +654,9 @@ def test_python_intercom_pages_through_a_tag(server_thread: ServerThread, interc
     server_thread.stats.reset()
     got = [user.id for user in intercom.users.find_all(tag_id=tag_id)]
     assert got == expected
-    assert len(got) == 500
-    # Ten pages of 50, one after the other, each once.
-    assert server_thread.stats.pages == [("/users", page) for page in range(1, 11)]
+    assert len(got) == 625  # 500 users and 125 leads
+    # Thirteen pages of 50, one after the other, each once.
+    assert server_thread.stats.pages == [("/users", page) for page in range(1, 14)]
     assert intercom.rate_limit_details["limit"] == ADVERTISED_RATE_LIMIT
 
 
