@@ -174,7 +174,7 @@ def users(
 ) -> None:
     """Users and leads, optionally by tag or by segment (not both)."""
     if tag_id and segment_id:
-        raise click.UsageError("--tag-id and --segment-id cannot be combined (the API refuses it)")
+        raise LineUsageError("--tag-id and --segment-id cannot be combined (the API refuses it)")
     if tag_id or segment_id:
         specs = [users_by("tag_id", value, scroll=scroll) for value in tag_id]
         specs += [users_by("segment_id", value, scroll=scroll) for value in segment_id]
@@ -190,7 +190,7 @@ def users(
 def company_users(id_: tuple[str, ...], company_id: tuple[str, ...], **options: Any) -> None:
     """Users of companies, by --id or by --company-id (each list its own)."""
     if not id_ and not company_id:
-        raise click.UsageError("give --id or --company-id (each may be repeated)")
+        raise LineUsageError("give --id or --company-id (each may be repeated)")
     specs = [company_users_by("id", value) for value in id_]
     specs += [company_users_by("company_id", value) for value in company_id]
     run_fetch(specs, **options)
@@ -205,7 +205,7 @@ def company_users(id_: tuple[str, ...], company_id: tuple[str, ...], **options: 
 def companies(tag_id: tuple[str, ...], segment_id: tuple[str, ...], **options: Any) -> None:
     """Companies, optionally by tag or by segment (not both)."""
     if tag_id and segment_id:
-        raise click.UsageError("--tag-id and --segment-id cannot be combined (the API refuses it)")
+        raise LineUsageError("--tag-id and --segment-id cannot be combined (the API refuses it)")
     if tag_id or segment_id:
         specs = [companies_by("tag_id", value) for value in tag_id]
         specs += [companies_by("segment_id", value) for value in segment_id]
@@ -282,7 +282,7 @@ def serve(
             insert_users_every=insert_users_every,
         )
     except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise LineUsageError(str(exc)) from None
     try:
         run_server(config, host=host, port=port)
     except OSError as exc:  # the port is taken, the host does not resolve or is not ours

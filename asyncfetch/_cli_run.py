@@ -161,7 +161,7 @@ def run_fetch(
 ) -> None:
     """Run one fetching command: every check before any request, then the fetch."""
     if not token:
-        raise click.UsageError("no token: pass --token or set INTERCOM_ACCESS_TOKEN")
+        raise LineUsageError("no token: pass --token or set INTERCOM_ACCESS_TOKEN")
     field_names = [name.strip() for name in fields.split(",")] if fields else None
 
     def make_fmt() -> OutputFormat:
@@ -183,15 +183,15 @@ def run_fetch(
             spec.make(client)  # checks the filters; the listing itself is dropped
         make_fmt()
     except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise LineUsageError(str(exc)) from None
     if fields and format_name != "csv":
-        raise click.UsageError("--fields goes with --format csv")
+        raise LineUsageError("--fields goes with --format csv")
     _refuse_repeated_lists(specs)
 
     merged = out_dir is None and len(specs) > 1
     if out_dir is not None:
         if out_path != "-":
-            raise click.UsageError("give --out or --out-dir, not both")
+            raise LineUsageError("give --out or --out-dir, not both")
         try:
             os.makedirs(out_dir, exist_ok=True)
         except OSError as exc:
@@ -204,7 +204,7 @@ def run_fetch(
         paths = [out_path] * len(specs)
     resumable = not merged and paths[0] != "-"
     if resume and not resumable:
-        raise click.UsageError(
+        raise LineUsageError(
             "--resume needs a file per list: --out FILE for one list, --out-dir for several"
         )
     for path in set(paths):
