@@ -132,7 +132,7 @@ def _fetch_options(command: F) -> F:
         click.option(
             "--resume",
             is_flag=True,
-            help="Continue an interrupted run from the checkpoint beside its output file.",
+            help="Continue an interrupted run from its FILE.partial and the checkpoint beside it.",
         ),
         click.option(
             "--restart",

@@ -2,6 +2,14 @@
 
 Kept apart from ``_cli.py`` (which only declares commands and options) so the
 command definitions stay readable in one screen.
+
+Everything a user can get wrong is checked before the first request and
+reported in one line with exit 2: a list given twice, two files of the run
+that are one file once symbolic links and relative paths are resolved (an
+export overwritten by ``--stats`` would be a silent loss), folders that
+cannot be written, another run holding the output's lock, a checkpoint that
+cannot be trusted. A failure or Ctrl-C later ends its one line with the
+command that resumes, where ``--resume`` applies.
 """
 
 from __future__ import annotations

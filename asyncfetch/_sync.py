@@ -5,6 +5,16 @@ Each list goes to its own file (``--out`` for one list, ``--out-dir`` for
 several), resumable from its checkpoint; or all lists go to one merged file,
 one list after another, records seen in an earlier list dropped, while the
 lists fetched one after another.
+
+A file is written under a temporary name beside it (``users.jsonl.partial``,
+its checkpoint ``users.jsonl.partial.checkpoint``) and renamed into place
+once complete: a run that fails never leaves a partial file where a good
+earlier export was, and the partial one stays resumable. Beside it, for
+the whole run, an exclusive ``flock`` on ``users.jsonl.lock``: a second run
+writing the same file would interleave its pages with the first's.
+A checkpoint and the file it describes are read as input that may have been
+edited: resume checks that the file ends a record at the checkpoint's
+offset and holds as many records as it says, before any request.
 """
 
 from __future__ import annotations
@@ -132,6 +142,8 @@ class Output:
             # Before the rename: a stop in between leaves a partial file with
             # no checkpoint (fetched again), never a checkpoint without its file.
             Checkpoint.remove(self._checkpoint)
+            # One an earlier version left beside the file no longer describes it.
+            Checkpoint.remove(checkpoint_path(self._path))
         os.replace(self.partial, self._path)
 
     def close(self) -> None:
@@ -200,6 +212,7 @@ def plan_targets(
         target = Target(spec=spec, path=path)
         if resume and target.checkpoint is not None:
             partial = partial_path(path)
+            _adopt_earlier_layout(path, target.checkpoint, spec.fingerprint)
             checkpoint = Checkpoint.load(target.checkpoint, spec.fingerprint)
             if checkpoint is not None:
                 _check_partial(partial, checkpoint, str(spec.fingerprint.get("format")))
@@ -211,6 +224,22 @@ def plan_targets(
                 target.complete = True
         targets.append(target)
     return targets
+
+
+def _adopt_earlier_layout(path: str, checkpoint: str, fingerprint: dict[str, Any]) -> None:
+    """Versions before the partial file wrote ``path`` in place with its checkpoint
+    beside it: an interrupted run of theirs would look complete. Such a file,
+    once checked, becomes the partial file, its checkpoint the partial's."""
+    earlier = checkpoint_path(path)
+    partial = partial_path(path)
+    if os.path.exists(checkpoint) or os.path.exists(partial) or not os.path.exists(earlier):
+        return
+    loaded = Checkpoint.load(earlier, fingerprint)
+    if loaded is None:
+        return
+    _check_partial(path, loaded, str(fingerprint.get("format")))
+    os.replace(path, partial)
+    os.replace(earlier, checkpoint)
 
 
 _CHUNK = 1 << 20

@@ -21,6 +21,7 @@ import pytest
 from aiohttp import web
 
 from asyncfetch import IntercomClient
+from asyncfetch._cli_run import _file_stems
 from asyncfetch._server import ServerConfig, ServerThread
 from asyncfetch._workspace import ListKey
 
@@ -28,6 +29,7 @@ from .helpers import RawServer, error_body, ids, users_with_tag
 
 TOKEN = "files-token-4242"
 SCRIPT = str(Path(sys.executable).with_name("asyncfetch"))
+README = Path(__file__).parent.parent / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +128,15 @@ async def test_out_dir_gives_lists_whose_slugs_collide_their_own_files(
     names = {f.name for f in files}
     assert "users-tag-acme_eu.jsonl" not in names  # it differs from ACME_EU only by case
     assert all(name.startswith(("users-tag-acme_eu-", "users-tag-ACME_EU-")) for name in names)
+
+
+def test_file_names_are_stable_and_the_readme_example_is_true() -> None:
+    # A resume finds its partial file by name: names never depend on the run.
+    assert _file_stems(["company-users-company-id-acme/eu", "users-tag-1"]) == [
+        "company-users-company-id-acme_eu-7f155c7c",
+        "users-tag-1",
+    ]
+    assert "company-users-company-id-acme_eu-7f155c7c.jsonl" in README.read_text()
 
 
 def test_a_list_given_twice_is_a_usage_error(server: ServerThread, tmp_path: Path) -> None:
@@ -501,6 +512,36 @@ def test_the_interrupted_fixture_resumes(interrupted: tuple[ServerThread, Path])
     assert result.returncode == 0, result.stderr
     assert ids(read_jsonl(out)) == ids(small.workspace.users)
     assert small.stats.requests == 2
+
+
+def test_a_run_interrupted_under_the_earlier_layout_resumes(
+    interrupted: tuple[ServerThread, Path],
+) -> None:
+    # Earlier versions wrote users.jsonl in place, users.jsonl.checkpoint beside it:
+    # such a file must not pass for complete.
+    small, out = interrupted
+    partial_of(out).rename(out)
+    Path(str(partial_of(out)) + ".checkpoint").rename(Path(str(out) + ".checkpoint"))
+    result = resume(small, out)
+    assert result.returncode == 0, result.stderr
+    assert ids(read_jsonl(out)) == ids(small.workspace.users)
+    assert small.stats.requests == 2
+    assert names_in(out.parent) == ["users.jsonl"]
+
+
+def test_a_fresh_run_removes_a_checkpoint_of_the_earlier_layout(
+    interrupted: tuple[ServerThread, Path],
+) -> None:
+    small, out = interrupted
+    partial_of(out).rename(out)
+    Path(str(partial_of(out)) + ".checkpoint").rename(Path(str(out) + ".checkpoint"))
+    args = ("users", "--base-url", small.base_url, "--token", TOKEN, "--per-page", "10")
+    assert run_cli(*args, "--out", str(out)).returncode == 0
+    assert names_in(out.parent) == ["users.jsonl"]
+    result = run_cli(*args, "--out", str(out), "--resume")
+    assert result.returncode == 0
+    assert "is complete; nothing fetched" in result.stderr
+    assert ids(read_jsonl(out)) == ids(small.workspace.users)
 
 
 def test_a_partial_file_whose_line_endings_were_converted_is_refused(
