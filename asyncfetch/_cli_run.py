@@ -172,8 +172,15 @@ def run_fetch(
         raise LineUsageError("no token: pass --token or set INTERCOM_ACCESS_TOKEN")
     field_names = [name.strip() for name in fields.split(",")] if fields else None
 
-    def make_fmt() -> OutputFormat:
-        return make_format(format_name, field_names, on_missing=_warn_missing_field)
+    def make_fmt(name: str | None = None) -> OutputFormat:
+        """The output format, for the list ``name`` (named in warnings, if several)."""
+        where = f"{name}: " if name is not None and len(specs) > 1 else ""
+
+        def on_missing(field: str, nearest: str | None) -> None:
+            hint = f" (did you mean {nearest!r}?)" if nearest else ""
+            _warn(f"{where}--fields {field!r}: no record of the first page has it{hint}")
+
+        return make_format(format_name, field_names, on_missing=on_missing)
 
     try:
         client = IntercomClient(
@@ -299,14 +306,6 @@ def _refuse_shared_files(outputs: list[str], stats_path: str | None) -> None:
         owners[real] = description
 
 
-def _warn_missing_field(field: str, nearest: str | None) -> None:
-    hint = f" (did you mean {nearest!r}?)" if nearest else ""
-    click.echo(
-        f"asyncfetch: warning: --fields {field!r}: no record of the first page has it{hint}",
-        err=True,
-    )
-
-
 def _warn(message: str) -> None:
     click.echo(f"asyncfetch: warning: {message}", err=True)
 
@@ -335,7 +334,7 @@ def _resume_command(token: str) -> str:
 async def _fetch(
     client: IntercomClient,
     targets: list[Target],
-    make_fmt: Callable[[], OutputFormat],
+    make_fmt: Callable[[str | None], OutputFormat],
     merged: bool,
     show_progress: bool,
     *,
@@ -345,7 +344,7 @@ async def _fetch(
     async with client:
         with progress_board(enabled=show_progress, stats=lambda: client.stats) as board:
             if merged:
-                fmt = targets[0].fmt = make_fmt()
+                fmt = targets[0].fmt = make_fmt(None)
                 summary = await sync_merged(
                     client, [t.spec for t in targets], Output(targets[0].path), fmt, board
                 )

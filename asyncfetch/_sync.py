@@ -312,19 +312,25 @@ Warn = Callable[[str], None]
 async def sync_separately(
     client: IntercomClient,
     targets: list[Target],
-    make_fmt: Callable[[], OutputFormat],
+    make_fmt: Callable[[str], OutputFormat],
     board: ProgressBoard,
     *,
     warn: Warn,
     restart_on_change: bool = False,
 ) -> None:
     """Each list to its own file, all lists fetched together (those ``complete``
-    already skipped)."""
+    already skipped), each in a format of its own from ``make_fmt(list name)``."""
     async with anyio.create_task_group() as group:
         for target in targets:
             if not target.complete:
                 group.start_soon(
-                    _sync_one, client, target, make_fmt(), board, warn, restart_on_change
+                    _sync_one,
+                    client,
+                    target,
+                    make_fmt(target.spec.name),
+                    board,
+                    warn,
+                    restart_on_change,
                 )
 
 

@@ -139,12 +139,14 @@ def test_file_names_are_stable_and_the_readme_example_is_true() -> None:
     assert "company-users-company-id-acme_eu-7f155c7c.jsonl" in README.read_text()
 
 
-def test_a_list_given_twice_is_a_usage_error(server: ServerThread, tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["--out-dir", "--out"])
+def test_a_list_given_twice_is_a_usage_error(
+    server: ServerThread, tmp_path: Path, where: str
+) -> None:
     tag = server.workspace.largest_tag_id
     server.stats.reset()
-    result = fetch(
-        server, "users", "--tag-id", tag, "--tag-id", f" {tag}", "--out-dir", str(tmp_path)
-    )
+    out = str(tmp_path if where == "--out-dir" else tmp_path / "merged.jsonl")
+    result = fetch(server, "users", "--tag-id", tag, "--tag-id", f" {tag}", where, out)
     assert result.returncode == 2
     assert one_line(result.stderr) == (
         f"asyncfetch: error: users tag {tag} is asked for twice; give each list once"
@@ -234,6 +236,21 @@ def test_csv_fields_are_trimmed_and_unknown_ones_warned_about(
 
 
 # --- 9.5: repeated filters of companies ---
+
+
+def test_each_list_warns_about_its_own_missing_fields(server: ServerThread, tmp_path: Path) -> None:
+    ws = server.workspace
+    tags = [str(t["id"]) for t in ws.tags[:2]]
+    result = fetch(
+        server, "users", "--tag-id", tags[0], "--tag-id", tags[1], "--format", "csv",
+        "--fields", "id,nmae", "--out-dir", str(tmp_path), "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stderr.splitlines()) == sorted(
+        f"asyncfetch: warning: users tag {tag}: --fields 'nmae': no record of the first page "
+        "has it (did you mean 'name'?)"
+        for tag in tags
+    )
 
 
 def test_companies_takes_each_repeated_tag(server: ServerThread, tmp_path: Path) -> None:
