@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from ._cli_run import (
+    LineUsageError,
     cli_errors,
     companies_by,
     company_users_by,
@@ -131,7 +132,18 @@ def _fetch_options(command: F) -> F:
         click.option(
             "--resume",
             is_flag=True,
-            help="Continue an interrupted run from the checkpoint beside its output file.",
+            help="Continue an interrupted run from its FILE.partial and the checkpoint beside it.",
+        ),
+        click.option(
+            "--restart",
+            is_flag=True,
+            help="With --resume: fetch again from page 1 a file that is complete already.",
+        ),
+        click.option(
+            "--restart-on-change",
+            is_flag=True,
+            help="With --resume: start over when the list's total_count changed since the "
+            "interrupted run (default: warn and continue).",
         ),
         click.option(
             "--stats",
@@ -162,7 +174,7 @@ def users(
 ) -> None:
     """Users and leads, optionally by tag or by segment (not both)."""
     if tag_id and segment_id:
-        raise click.UsageError("--tag-id and --segment-id cannot be combined (the API refuses it)")
+        raise LineUsageError("--tag-id and --segment-id cannot be combined (the API refuses it)")
     if tag_id or segment_id:
         specs = [users_by("tag_id", value, scroll=scroll) for value in tag_id]
         specs += [users_by("segment_id", value, scroll=scroll) for value in segment_id]
@@ -178,21 +190,28 @@ def users(
 def company_users(id_: tuple[str, ...], company_id: tuple[str, ...], **options: Any) -> None:
     """Users of companies, by --id or by --company-id (each list its own)."""
     if not id_ and not company_id:
-        raise click.UsageError("give --id or --company-id (each may be repeated)")
+        raise LineUsageError("give --id or --company-id (each may be repeated)")
     specs = [company_users_by("id", value) for value in id_]
     specs += [company_users_by("company_id", value) for value in company_id]
     run_fetch(specs, **options)
 
 
 @cli.command()
-@click.option("--tag-id", help="Only companies carrying this tag.")
-@click.option("--segment-id", help="Only companies in this segment.")
+@click.option(
+    "--tag-id", multiple=True, help="Companies carrying this tag; repeat for several lists."
+)
+@click.option("--segment-id", multiple=True, help="Companies in this segment; repeatable.")
 @_fetch_options
-def companies(tag_id: str | None, segment_id: str | None, **options: Any) -> None:
+def companies(tag_id: tuple[str, ...], segment_id: tuple[str, ...], **options: Any) -> None:
     """Companies, optionally by tag or by segment (not both)."""
-    if tag_id is not None and segment_id is not None:
-        raise click.UsageError("--tag-id and --segment-id cannot be combined (the API refuses it)")
-    run_fetch([companies_by(tag_id=tag_id, segment_id=segment_id)], **options)
+    if tag_id and segment_id:
+        raise LineUsageError("--tag-id and --segment-id cannot be combined (the API refuses it)")
+    if tag_id or segment_id:
+        specs = [companies_by("tag_id", value) for value in tag_id]
+        specs += [companies_by("segment_id", value) for value in segment_id]
+    else:
+        specs = [companies_by(None, None)]
+    run_fetch(specs, **options)
 
 
 @cli.command()
@@ -263,8 +282,11 @@ def serve(
             insert_users_every=insert_users_every,
         )
     except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    run_server(config, host=host, port=port)
+        raise LineUsageError(str(exc)) from None
+    try:
+        run_server(config, host=host, port=port)
+    except OSError as exc:  # the port is taken, the host does not resolve or is not ours
+        raise LineUsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 @cli.command()

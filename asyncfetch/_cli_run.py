@@ -2,32 +2,53 @@
 
 Kept apart from ``_cli.py`` (which only declares commands and options) so the
 command definitions stay readable in one screen.
+
+Everything a user can get wrong is checked before the first request and
+reported in one line with exit 2: a list given twice, two files of the run
+that are one file once symbolic links and relative paths are resolved (an
+export overwritten by ``--stats`` would be a silent loss), folders that
+cannot be written, another run holding the output's lock, a checkpoint that
+cannot be trusted. A failure or Ctrl-C later ends its one line with the
+command that resumes, where ``--resume`` applies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import re
+import shlex
 import sys
-from collections.abc import Iterator
-from typing import Any
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import IO, Any
 
 import click
 import orjson
 import stamina.instrumentation
 
-from ._checkpoint import CheckpointMismatch
+from ._checkpoint import CheckpointMismatch, checkpoint_path
 from ._client import IntercomClient
 from ._config import Retries
 from ._exceptions import AsyncFetchError
-from ._formats import make_format
+from ._formats import Csv, OutputFormat, make_format
 from ._progress import progress_board
-from ._sync import ListSpec, Output, Target, plan_targets, sync_merged, sync_separately
+from ._sync import (
+    ListSpec,
+    Output,
+    OutputLock,
+    Target,
+    partial_path,
+    plan_targets,
+    sync_merged,
+    sync_separately,
+)
 
 __all__ = [
+    "LineUsageError",
     "cli_errors",
     "companies_by",
     "company_users_by",
@@ -46,21 +67,23 @@ def users_by(filter_name: str | None, value: str | None, *, scroll: bool) -> Lis
         return ListSpec(
             "users", "users", lambda c: c.users(scroll=always), {"list": "users", "scroll": scroll}
         )
+    value = value.strip()
     label = filter_name.removesuffix("_id")
     tag_id = value if filter_name == "tag_id" else None
     segment_id = value if filter_name == "segment_id" else None
     return ListSpec(
         f"users {label} {value}",
-        _slug(f"users-{label}-{value}"),
+        f"users-{label}-{value}",
         lambda c: c.users(tag_id=tag_id, segment_id=segment_id, scroll=always),
         {"list": "users", filter_name: value, "scroll": scroll},
     )
 
 
 def company_users_by(filter_name: str, value: str) -> ListSpec:
+    value = value.strip()
     return ListSpec(
         f"company {value} users",
-        _slug(f"company-users-{filter_name.replace('_', '-')}-{value}"),
+        f"company-users-{filter_name.replace('_', '-')}-{value}",
         lambda c: (
             c.company_users(id=value) if filter_name == "id" else c.company_users(company_id=value)
         ),
@@ -68,10 +91,22 @@ def company_users_by(filter_name: str, value: str) -> ListSpec:
     )
 
 
-def companies_by(*, tag_id: str | None, segment_id: str | None) -> ListSpec:
+def companies_by(filter_name: str | None, value: str | None) -> ListSpec:
+    """``asyncfetch companies``: all of them, or a tag's (``tag_id``) or a segment's."""
+    if filter_name is None or value is None:
+        return ListSpec(
+            "companies",
+            "companies",
+            lambda c: c.companies(),
+            {"list": "companies", "tag_id": None, "segment_id": None},
+        )
+    value = value.strip()
+    label = filter_name.removesuffix("_id")
+    tag_id = value if filter_name == "tag_id" else None
+    segment_id = value if filter_name == "segment_id" else None
     return ListSpec(
-        "companies",
-        "companies",
+        f"companies {label} {value}",
+        f"companies-{label}-{value}",
         lambda c: c.companies(tag_id=tag_id, segment_id=segment_id),
         {"list": "companies", "tag_id": tag_id, "segment_id": segment_id},
     )
@@ -81,8 +116,31 @@ def contacts_list() -> ListSpec:
     return ListSpec("contacts", "contacts", lambda c: c.contacts(), {"list": "contacts"})
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_LONGEST_STEM = 100
+
+
+def _file_stems(names: list[str]) -> list[str]:
+    """A file name (without extension) per list that no other list of the run can
+    share: the readable slug of its name, plus a short hash of the name where
+    slugging changed it (``acme/eu`` and ``acme eu`` both slug to ``acme_eu``),
+    cut it short, or left it equal to another's but for case (a case-insensitive
+    file system would make them one file)."""
+    slugs = [_UNSAFE.sub("_", name)[:_LONGEST_STEM] for name in names]
+    seen = Counter(slug.lower() for slug in slugs)
+    return [
+        slug
+        if slug == name and seen[slug.lower()] == 1
+        else f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+        for slug, name in zip(slugs, names, strict=True)
+    ]
+
+
+class LineUsageError(click.UsageError):
+    """A usage error shown as one line (``asyncfetch: error: ...``), exit 2."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"asyncfetch: error: {self.format_message()}", err=True, file=file)
 
 
 def run_fetch(
@@ -95,6 +153,8 @@ def run_fetch(
     format_name: str,
     fields: str | None,
     resume: bool,
+    restart: bool,
+    restart_on_change: bool,
     stats_path: str | None,
     per_page: int,
     concurrency: int,
@@ -109,7 +169,19 @@ def run_fetch(
 ) -> None:
     """Run one fetching command: every check before any request, then the fetch."""
     if not token:
-        raise click.UsageError("no token: pass --token or set INTERCOM_ACCESS_TOKEN")
+        raise LineUsageError("no token: pass --token or set INTERCOM_ACCESS_TOKEN")
+    field_names = [name.strip() for name in fields.split(",")] if fields else None
+
+    def make_fmt(name: str | None = None) -> OutputFormat:
+        """The output format, for the list ``name`` (named in warnings, if several)."""
+        where = f"{name}: " if name is not None and len(specs) > 1 else ""
+
+        def on_missing(field: str, nearest: str | None) -> None:
+            hint = f" (did you mean {nearest!r}?)" if nearest else ""
+            _warn(f"{where}--fields {field!r}: no record of the first page has it{hint}")
+
+        return make_format(format_name, field_names, on_missing=on_missing)
+
     try:
         client = IntercomClient(
             token=token,
@@ -124,64 +196,168 @@ def run_fetch(
         )
         for spec in specs:
             spec.make(client)  # checks the filters; the listing itself is dropped
-        fmt = make_format(format_name, fields.split(",") if fields else None)
+        make_fmt()
     except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise LineUsageError(str(exc)) from None
     if fields and format_name != "csv":
-        raise click.UsageError("--fields goes with --format csv")
+        raise LineUsageError("--fields goes with --format csv")
+    _refuse_repeated_lists(specs)
 
     merged = out_dir is None and len(specs) > 1
     if out_dir is not None:
         if out_path != "-":
-            raise click.UsageError("give --out or --out-dir, not both")
-        os.makedirs(out_dir, exist_ok=True)
-        paths = [os.path.join(out_dir, spec.slug + _EXTENSIONS[format_name]) for spec in specs]
+            raise LineUsageError("give --out or --out-dir, not both")
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+        except OSError as exc:
+            raise LineUsageError(
+                f"--out-dir: cannot make the folder {out_dir!r}: {exc.strerror or exc}"
+            ) from None
+        stems = _file_stems([spec.slug for spec in specs])
+        paths = [os.path.join(out_dir, stem + _EXTENSIONS[format_name]) for stem in stems]
     else:
         paths = [out_path] * len(specs)
-    if resume and (merged or (out_path == "-" and out_dir is None)):
-        raise click.UsageError(
+    resumable = not merged and paths[0] != "-"
+    if resume and not resumable:
+        raise LineUsageError(
             "--resume needs a file per list: --out FILE for one list, --out-dir for several"
         )
     for path in set(paths):
-        _check_writable(path)
+        _check_writable(path, "--out-dir" if out_dir is not None else "--out")
+    if stats_path is not None:
+        _check_writable(stats_path, "--stats")
+    outputs = list(dict.fromkeys(p for p in paths if p != "-"))
+    _refuse_shared_files(outputs, stats_path)
     extra = {
         "base_url": base_url,
         "per_page": per_page,
         "format": format_name,
-        "fields": fields,
+        "fields": ",".join(field_names) if field_names else None,
         "keep_duplicates": keep_duplicates,
     }
+    locks = [OutputLock(path) for path in outputs]
     try:
-        targets = plan_targets(specs, paths, extra, resume=resume)
-    except (CheckpointMismatch, ValueError) as exc:
-        raise click.UsageError(str(exc)) from None
+        for lock, path in zip(locks, outputs, strict=True):
+            try:
+                lock.acquire()
+            except BlockingIOError:
+                raise LineUsageError(
+                    f"another asyncfetch run is writing {path} (it holds {lock.path}); "
+                    "wait for it to end"
+                ) from None
+            except OSError as exc:
+                raise LineUsageError(f"cannot lock {lock.path}: {exc.strerror or exc}") from None
+        try:
+            targets = plan_targets(specs, paths, extra, resume=resume, restart=restart)
+        except (CheckpointMismatch, ValueError) as exc:
+            raise LineUsageError(str(exc)) from None
+        for target in targets:
+            if target.complete:
+                click.echo(
+                    f"asyncfetch: {target.path} is complete; nothing fetched for it "
+                    "(--restart fetches it again)",
+                    err=True,
+                )
+        if all(target.complete for target in targets):
+            return
 
-    _configure_logging(verbose, token)
-    # Retries are counted and reported here; stamina's own log line per retry is noise.
-    stamina.instrumentation.set_on_retry_hooks([])
-    show_progress = not quiet and sys.stderr.isatty()
-    with cli_errors():
-        seconds = asyncio.run(_fetch(client, targets, fmt, merged, show_progress))
-    _report(client, targets, seconds, stats_path=stats_path, quiet=quiet)
+        _configure_logging(verbose, token)
+        # Retries are counted and reported here; stamina's own log line per retry is noise.
+        stamina.instrumentation.set_on_retry_hooks([])
+        show_progress = not quiet and sys.stderr.isatty()
+        fetch = _fetch(
+            client, targets, make_fmt, merged, show_progress, restart_on_change=restart_on_change
+        )
+        with cli_errors(resume_command=_resume_command(token) if resumable else None):
+            seconds = asyncio.run(fetch)
+        _report(client, targets, seconds, stats_path=stats_path, quiet=quiet)
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def _refuse_repeated_lists(specs: list[ListSpec]) -> None:
+    seen: set[tuple[tuple[str, Any], ...]] = set()
+    for spec in specs:
+        key = tuple(sorted(spec.fingerprint.items()))
+        if key in seen:
+            raise LineUsageError(f"{spec.name} is asked for twice; give each list once")
+        seen.add(key)
+
+
+def _refuse_shared_files(outputs: list[str], stats_path: str | None) -> None:
+    """Any two files of the run that are one file (``x.jsonl`` and ``./x.jsonl``, a
+    symbolic link, the stats written over an output) would overwrite each other."""
+    files = [(f"the output {path}", path) for path in outputs]
+    for path in outputs:
+        partial = partial_path(path)
+        files += [
+            (f"the partial file {partial}", partial),
+            (f"the checkpoint {checkpoint_path(partial)}", checkpoint_path(partial)),
+            (f"the lock file {path}.lock", path + ".lock"),
+        ]
+    if stats_path is not None:
+        files.append((f"--stats {stats_path}", stats_path))
+    owners: dict[str, str] = {}
+    for description, path in files:
+        real = os.path.normcase(os.path.realpath(path))
+        if real in owners:
+            raise LineUsageError(f"{owners[real]} and {description} are the same file")
+        owners[real] = description
+
+
+def _warn(message: str) -> None:
+    click.echo(f"asyncfetch: warning: {message}", err=True)
+
+
+def _resume_command(token: str) -> str:
+    """The command line of this run with ``--resume``, to print with a failure: the
+    token is replaced by ``***`` (set INTERCOM_ACCESS_TOKEN instead)."""
+    args: list[str] = []
+    hide_next = False
+    for arg in sys.argv[1:]:
+        if hide_next:
+            args.append("***")
+            hide_next = False
+        elif arg == "--token":
+            args.append(arg)
+            hide_next = True
+        elif arg.startswith("--token="):
+            args.append("--token=***")
+        elif arg != "--restart":
+            args.append(arg.replace(token, "***"))
+    if "--resume" not in args:
+        args.append("--resume")
+    return shlex.join(["asyncfetch", *args])
 
 
 async def _fetch(
     client: IntercomClient,
     targets: list[Target],
-    fmt: Any,
+    make_fmt: Callable[[str | None], OutputFormat],
     merged: bool,
     show_progress: bool,
+    *,
+    restart_on_change: bool,
 ) -> float:
     started = asyncio.get_running_loop().time()
     async with client:
         with progress_board(enabled=show_progress, stats=lambda: client.stats) as board:
             if merged:
+                fmt = targets[0].fmt = make_fmt(None)
                 summary = await sync_merged(
                     client, [t.spec for t in targets], Output(targets[0].path), fmt, board
                 )
                 targets[0].summary = summary
             else:
-                await sync_separately(client, targets, fmt, board)
+                await sync_separately(
+                    client,
+                    targets,
+                    make_fmt,
+                    board,
+                    warn=_warn,
+                    restart_on_change=restart_on_change,
+                )
     return asyncio.get_running_loop().time() - started
 
 
@@ -218,7 +394,8 @@ def _report(
             err=True,
         )
     if stats_path:
-        report = {
+        never_found = [_never_found(t) for t in targets]
+        report: dict[str, Any] = {
             "pages": pages,
             "items": items,
             "requests": stats.requests,
@@ -239,22 +416,40 @@ def _report(
                     "duplicates_dropped": t.summary.changes.duplicates_dropped if t.summary else 0,
                     "method": t.summary.changes.method if t.summary else None,
                     "count_check": t.summary.changes.count_check if t.summary else None,
+                    "complete_already": t.complete,
+                    **({"fields_never_found": found} if found is not None else {}),
                 }
-                for t in targets
+                for t, found in zip(targets, never_found, strict=True)
             ],
         }
-        with open(stats_path, "wb") as file:
-            file.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+        if isinstance(targets[0].fmt, Csv):
+            # CSV: the fields that no record of any list carried (empty columns).
+            lists = [set(found) for found in never_found if found is not None]
+            report["fields_never_found"] = [
+                f for f in targets[0].fmt.never_found if all(f in found for found in lists)
+            ]
+        try:
+            with open(stats_path, "wb") as file:
+                file.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+        except OSError as exc:
+            click.echo(f"asyncfetch: error: --stats: cannot write {stats_path}: {exc}", err=True)
+            sys.exit(1)
 
 
-def _check_writable(path: str) -> None:
+def _never_found(target: Target) -> list[str] | None:
+    return target.fmt.never_found if isinstance(target.fmt, Csv) else None
+
+
+def _check_writable(path: str, option: str) -> None:
     if path == "-":
         return
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise click.BadParameter(
-            f"cannot write {path!r}: {folder!r} is not a writable folder", param_hint="'--out'"
+        raise LineUsageError(
+            f"{option}: cannot write {path!r}: {folder!r} is not a writable folder"
         )
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise LineUsageError(f"{option}: cannot write {path!r}: it is not writable")
 
 
 class _Redact(logging.Filter):
@@ -283,27 +478,40 @@ def _configure_logging(verbose: int, token: str) -> None:
 
 
 @contextlib.contextmanager
-def cli_errors() -> Iterator[None]:
-    """Turn a failed fetch into one line on stderr and exit 1; Ctrl-C into exit 130."""
+def cli_errors(*, resume_command: str | None = None) -> Iterator[None]:
+    """Turn a failed fetch into one line on stderr and exit 1; Ctrl-C into exit 130.
+
+    With ``resume_command``, the line ends with the command that resumes the run.
+    A reader that went away (``asyncfetch users | head -1``) is a normal end: exit 0.
+    """
+    resume = f"; to resume: {resume_command}" if resume_command else ""
     try:
         try:
             yield
         except BaseExceptionGroup as group:
             # Lists fetched side by side fail as a group: report the first failure.
             leaf = _first_leaf(group)
-            if isinstance(leaf, AsyncFetchError | OSError):
+            if isinstance(leaf, AsyncFetchError | OSError | KeyboardInterrupt):
                 raise leaf from None
             raise
     except AsyncFetchError as exc:
-        click.echo(f"asyncfetch: error: {exc}", err=True)
+        click.echo(f"asyncfetch: error: {exc}{resume}", err=True)
         sys.exit(1)
+    except BrokenPipeError:
+        # Whatever is still buffered for stdout goes nowhere, quietly, at exit too.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
     except OSError as exc:
         # Writing the output failed: a full disk, a folder that went away.
         where = f" {exc.filename}" if exc.filename else ""
-        click.echo(f"asyncfetch: error: cannot write{where}: {exc.strerror or exc}", err=True)
+        click.echo(
+            f"asyncfetch: error: cannot write{where}: {exc.strerror or exc}{resume}", err=True
+        )
         sys.exit(1)
     except KeyboardInterrupt:
-        click.echo("asyncfetch: interrupted", err=True)
+        click.echo(f"asyncfetch: interrupted{resume}", err=True)
         sys.exit(130)
 
 

@@ -515,6 +515,9 @@ def _check_id(name: str, value: str | int) -> str:
     )
     if not text:
         raise ValueError(f"{name} must be a non-empty string or integer, got {value!r}")
+    if text in (".", ".."):
+        # A URL resolver reads these as path steps: /companies/../users is /users.
+        raise ValueError(f"{name} cannot be {text!r} (a URL would read it as a path step)")
     return text
 
 

@@ -181,8 +181,9 @@ def test_ctrl_c_stops_cleanly_with_exit_130_and_whole_pages(tmp_path: Path) -> N
             stderr=subprocess.PIPE,
             text=True,
         )  # fmt: skip
+        partial = tmp_path / "users.jsonl.partial"  # the file until it is complete
         deadline = time.monotonic() + 30
-        while (not out.exists() or out.stat().st_size == 0) and time.monotonic() < deadline:
+        while (not partial.exists() or partial.stat().st_size == 0) and time.monotonic() < deadline:
             time.sleep(0.02)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
@@ -190,7 +191,8 @@ def test_ctrl_c_stops_cleanly_with_exit_130_and_whole_pages(tmp_path: Path) -> N
     assert process.returncode == 130, stderr
     assert "asyncfetch: interrupted" in stderr
     assert "Traceback" not in stderr
-    lines = read_jsonl(out)  # every line whole JSON
+    assert not out.exists()  # an interrupted run puts nothing in place
+    lines = read_jsonl(partial)  # every line whole JSON
     assert 0 < len(lines) < 2000
     assert len(lines) % 10 == 0  # whole pages only
     assert ids(lines) == expected[: len(lines)]
@@ -216,6 +218,9 @@ async def test_persistent_failure_exits_1_and_keeps_the_pages_before_it(
     assert result.returncode == 1
     assert stderr.strip().splitlines() == [
         f"asyncfetch: error: HTTP 503 service_unavailable: down "
-        f"(page 4, {base}/users?per_page=50&page=4, after 2 attempts)"
+        f"(page 4, {base}/users?per_page=50&page=4, after 2 attempts); to resume: "
+        f"asyncfetch users --base-url {base} --token '***' --retries 2 --out {out} --resume"
     ]
-    assert ids(read_jsonl(out)) == [f"u{i}" for i in range(6)]  # pages 1-3, whole
+    assert not out.exists()
+    partial = tmp_path / "users.jsonl.partial"
+    assert ids(read_jsonl(partial)) == [f"u{i}" for i in range(6)]  # pages 1-3, whole

@@ -55,6 +55,11 @@ def start(server: ServerThread, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def partial_of(out: Path) -> Path:
+    """Where a run writes ``out`` until it is complete."""
+    return Path(str(out) + ".partial")
+
+
 def wait_for_lines(path: Path, lines: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -70,7 +75,8 @@ def reference(slow: ServerThread, tmp_path_factory: pytest.TempPathFactory) -> b
     out = tmp_path_factory.mktemp("reference") / "users.jsonl"
     result = run(slow, "users", "--per-page", "10", "--concurrency", "4", "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert not Path(str(out) + ".checkpoint").exists()  # removed once complete
+    assert not Path(str(out) + ".partial").exists()  # renamed into place once complete
+    assert not Path(str(out) + ".partial.checkpoint").exists()  # removed once complete
     return out.read_bytes()
 
 
@@ -80,16 +86,18 @@ def test_an_interrupted_run_resumes_to_a_byte_identical_file(
 ) -> None:
     out = tmp_path / "users.jsonl"
     args = ("users", "--per-page", "10", "--concurrency", "4", "--out", str(out))
+    partial = partial_of(out)  # where the file is written until complete
     process = start(slow, *args)
-    wait_for_lines(out, 600)  # 60 pages or more in
+    wait_for_lines(partial, 600)  # 60 pages or more in
     process.send_signal(stop)
     process.wait(timeout=30)
     assert process.returncode == (-signal.SIGKILL if stop == signal.SIGKILL else 130)
+    assert not out.exists()
 
-    checkpoint = orjson.loads(Path(str(out) + ".checkpoint").read_bytes())
+    checkpoint = orjson.loads(Path(str(partial) + ".checkpoint").read_bytes())
     done = checkpoint["pages"]
     assert 50 <= done < PAGES  # 60 pages were in the file; the checkpoint may trail by a page
-    assert checkpoint["offset"] <= out.stat().st_size
+    assert checkpoint["offset"] <= partial.stat().st_size
     slow.stats.reset()
 
     result = run(slow, *args, "--resume", "--stats", str(tmp_path / "stats.json"))
@@ -109,10 +117,10 @@ def test_a_torn_last_line_is_cut_off_on_resume(
     out = tmp_path / "users.jsonl"
     args = ("users", "--per-page", "10", "--concurrency", "4", "--out", str(out))
     process = start(slow, *args)
-    wait_for_lines(out, 300)
+    wait_for_lines(partial_of(out), 300)
     process.kill()
     process.wait(timeout=30)
-    with out.open("ab") as file:
+    with partial_of(out).open("ab") as file:
         file.write(b'{"type": "user", "id": "half a li')  # what a kill mid-write leaves
     result = run(slow, *args, "--resume")
     assert result.returncode == 0, result.stderr
@@ -122,16 +130,16 @@ def test_a_torn_last_line_is_cut_off_on_resume(
 def test_a_checkpoint_for_another_request_is_refused(slow: ServerThread, tmp_path: Path) -> None:
     out = tmp_path / "users.jsonl"
     process = start(slow, "users", "--per-page", "10", "--concurrency", "2", "--out", str(out))
-    wait_for_lines(out, 50)
+    wait_for_lines(partial_of(out), 50)
     process.kill()
     process.wait(timeout=30)
-    before = out.read_bytes()
+    before = partial_of(out).read_bytes()
     slow.stats.reset()
     result = run(slow, "users", "--per-page", "20", "--out", str(out), "--resume")
     assert result.returncode == 2
     assert "is for a different request (differs in: per_page)" in result.stderr
     assert slow.stats.requests == 0
-    assert out.read_bytes() == before
+    assert partial_of(out).read_bytes() == before
 
 
 def test_resume_needs_a_file(slow: ServerThread) -> None:
