@@ -33,7 +33,7 @@ import stamina.instrumentation
 from ._checkpoint import CheckpointMismatch, checkpoint_path
 from ._client import IntercomClient
 from ._config import Retries
-from ._exceptions import AsyncFetchError
+from ._exceptions import AsyncFetchError, PageLimitError
 from ._formats import Csv, OutputFormat, make_format
 from ._progress import progress_board
 from ._sync import (
@@ -268,7 +268,10 @@ def run_fetch(
         fetch = _fetch(
             client, targets, make_fmt, merged, show_progress, restart_on_change=restart_on_change
         )
-        with cli_errors(resume_command=_resume_command(token) if resumable else None):
+        with cli_errors(
+            resume_command=_resume_command(token) if resumable else None,
+            restart_command=_resume_command(token, "--restart") if resumable else None,
+        ):
             seconds = asyncio.run(fetch)
         _report(client, targets, seconds, stats_path=stats_path, quiet=quiet)
     finally:
@@ -310,9 +313,10 @@ def _warn(message: str) -> None:
     click.echo(f"asyncfetch: warning: {message}", err=True)
 
 
-def _resume_command(token: str) -> str:
-    """The command line of this run with ``--resume``, to print with a failure: the
-    token is replaced by ``***`` (set INTERCOM_ACCESS_TOKEN instead)."""
+def _resume_command(token: str, flag: str = "--resume") -> str:
+    """The command line of this run with ``flag`` (``--resume`` or ``--restart``),
+    to print with a failure: the token is replaced by ``***`` (set
+    INTERCOM_ACCESS_TOKEN instead)."""
     args: list[str] = []
     hide_next = False
     for arg in sys.argv[1:]:
@@ -324,10 +328,9 @@ def _resume_command(token: str) -> str:
             hide_next = True
         elif arg.startswith("--token="):
             args.append("--token=***")
-        elif arg != "--restart":
+        elif arg not in ("--restart", "--resume"):
             args.append(arg.replace(token, "***"))
-    if "--resume" not in args:
-        args.append("--resume")
+    args.append(flag)
     return shlex.join(["asyncfetch", *args])
 
 
@@ -478,10 +481,14 @@ def _configure_logging(verbose: int, token: str) -> None:
 
 
 @contextlib.contextmanager
-def cli_errors(*, resume_command: str | None = None) -> Iterator[None]:
+def cli_errors(
+    *, resume_command: str | None = None, restart_command: str | None = None
+) -> Iterator[None]:
     """Turn a failed fetch into one line on stderr and exit 1; Ctrl-C into exit 130.
 
     With ``resume_command``, the line ends with the command that resumes the run.
+    A ``PageLimitError`` met by a resume cannot be resumed: its line ends with
+    ``restart_command`` instead; met by a fresh run, with neither.
     A reader that went away (``asyncfetch users | head -1``) is a normal end: exit 0.
     """
     resume = f"; to resume: {resume_command}" if resume_command else ""
@@ -494,6 +501,11 @@ def cli_errors(*, resume_command: str | None = None) -> Iterator[None]:
             if isinstance(leaf, AsyncFetchError | OSError | KeyboardInterrupt):
                 raise leaf from None
             raise
+    except PageLimitError as exc:
+        resumed = "--resume" in sys.argv[1:]
+        restart = f"; to start afresh: {restart_command}" if restart_command and resumed else ""
+        click.echo(f"asyncfetch: error: {exc}{restart}", err=True)
+        sys.exit(1)
     except AsyncFetchError as exc:
         click.echo(f"asyncfetch: error: {exc}{resume}", err=True)
         sys.exit(1)

@@ -370,7 +370,9 @@ async def test_the_cli_fails_a_short_list_with_one_line_and_keeps_what_it_wrote(
     assert lines[0].startswith("asyncfetch: error: the list ended after 6 records")
     assert "said it held 9" in lines[0]
     assert "/users" in lines[0]
-    assert len(out.read_bytes().splitlines()) == 6
+    # What was written stays, under the partial name, resumable.
+    assert not out.exists()
+    assert len((tmp_path / "users.jsonl.partial").read_bytes().splitlines()) == 6
 
 
 async def test_stats_say_a_scroll_filtered_list_is_exempt_and_duplicates_are_reported(
@@ -472,7 +474,8 @@ async def test_a_resume_after_the_switch_to_the_scroll_refuses_in_one_line(
     # numbered pages. The resume meets the cap at page 11 and refuses.
     server = await make_server(users=2000, page_cap_records=100, scroll_page_size=20, latency_ms=10)
     out = tmp_path / "users.jsonl"
-    checkpoint = tmp_path / "users.jsonl.checkpoint"
+    partial = tmp_path / "users.jsonl.partial"
+    checkpoint = tmp_path / "users.jsonl.partial.checkpoint"
     args = ("users", "--base-url", server.base_url, "--per-page", "10", "--out", str(out))
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "asyncfetch", *args, "--token", TOKEN,
@@ -480,7 +483,7 @@ async def test_a_resume_after_the_switch_to_the_scroll_refuses_in_one_line(
     )  # fmt: skip
     try:
         for _ in range(6000):
-            if out.exists() and out.read_bytes().count(b"\n") >= 300:
+            if partial.exists() and partial.read_bytes().count(b"\n") >= 300:
                 break
             await asyncio.sleep(0.01)
         else:
@@ -495,3 +498,5 @@ async def test_a_resume_after_the_switch_to_the_scroll_refuses_in_one_line(
     assert len(lines) == 1, stderr
     assert "cannot resume after page 10" in lines[0]
     assert "start the fetch afresh" in lines[0]
+    assert "to resume" not in lines[0]
+    assert lines[0].endswith(" --restart")
