@@ -202,11 +202,74 @@ def contacts(**options: Any) -> None:
     run_fetch([contacts_list()], **options)
 
 
-@cli.command()
+_KEY_COLUMN = 28
+
+
+def _faults_epilog() -> str:
+    """The keys of ``serve --faults``, with their defaults and meanings, for its help.
+
+    Read from `FaultConfig` itself (fields and the Attributes section of its
+    docstring), so a new fault setting shows up here without a second list.
+    """
+    import dataclasses
+    import textwrap
+
+    from ._faults import FaultConfig
+
+    described: dict[str, str] = {}
+    key = ""
+    in_attributes = False
+    for line in (FaultConfig.__doc__ or "").splitlines():
+        stripped = line.strip()
+        if stripped == "Attributes:":
+            in_attributes = True
+        elif in_attributes and stripped:
+            name, colon, text = stripped.partition(": ")
+            # A key's line is indented 8 spaces, its continuation lines more.
+            if colon and name.isidentifier() and len(line) - len(line.lstrip()) == 8:
+                key = name
+                described[key] = text
+            elif key:
+                described[key] += " " + stripped
+    lines = ["\b", "Keys of --faults (a rate is a probability per list request):"]
+    for field in dataclasses.fields(FaultConfig):
+        head = f"  {field.name}={field.default}"
+        text = described.get(field.name, "").replace("``", "")
+        if len(head) >= _KEY_COLUMN:
+            lines.append(head)
+            head = ""
+        lines += textwrap.wrap(
+            text,
+            width=78,
+            initial_indent=f"{head:<{_KEY_COLUMN}}",
+            subsequent_indent=" " * _KEY_COLUMN,
+        ) or [head]
+    return "\n".join(lines)
+
+
+@cli.command(epilog=_faults_epilog())
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
-@click.option("--users", type=click.IntRange(min=0), default=1000, show_default=True)
-@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on (0: any free port; the URL is printed).",
+)
+@click.option(
+    "--users",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Users in the synthetic workspace (companies and leads scale with it).",
+)
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Milliseconds added before every answer, as a distant API would.",
+)
 @click.option(
     "--rate-limit",
     type=click.IntRange(min=1),
@@ -225,8 +288,9 @@ def contacts(**options: Any) -> None:
 @click.option(
     "--faults",
     default="",
-    help="Injected faults, e.g. 'error_rate=0.05,reset_rate=0.01,seed=3' "
-    "(keys: see asyncfetch/_faults.py).",
+    metavar="KEY=VALUE,...",
+    help="Inject seeded faults into list requests, e.g. "
+    "'error_rate=0.05,reset_rate=0.01,seed=3'; the keys are listed below.",
 )
 @click.option(
     "--insert-users-every",
@@ -246,7 +310,13 @@ def serve(
     faults: str,
     insert_users_every: int | None,
 ) -> None:
-    """Run the bundled Intercom-compatible server (test and benchmark stand-in)."""
+    """Run the bundled Intercom-compatible server (test and benchmark stand-in).
+
+    It serves a deterministic synthetic workspace (the same ids every time for
+    the same --seed) until Ctrl-C, and prints its URL and a few tag and segment
+    ids to try. Point the CLI at it with INTERCOM_BASE_URL=http://127.0.0.1:PORT
+    and any token.
+    """
     from ._faults import FaultConfig
     from ._server import ServerConfig, run_server
 
@@ -274,18 +344,117 @@ def serve(
     default="demo-output/users.jsonl",
     show_default=True,
     type=click.Path(dir_okay=False),
+    help="JSON Lines file for the users of the concurrent fetch.",
 )
-@click.option("--users", type=click.IntRange(min=1), default=10_000, show_default=True)
-@click.option("--latency-ms", type=click.FloatRange(min=0), default=50.0, show_default=True)
-@click.option("--concurrency", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option(
+    "--users",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Users in the bundled server's workspace (the tag holds half of them).",
+)
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0),
+    default=50.0,
+    show_default=True,
+    help="Milliseconds the bundled server waits before every answer.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Requests in flight at once for the concurrent fetch.",
+)
 def demo(out_path: str, users: int, latency_ms: float, concurrency: int) -> None:
-    """Fetch a tag's users from the bundled server, concurrently and then sequentially."""
+    """Fetch a tag's users from the bundled server, concurrently and then sequentially.
+
+    No token and no network needed: the server runs in this process on a free
+    loopback port.
+    """
     from ._demo import run_demo
 
     with cli_errors():
         asyncio.run(
             run_demo(out_path=out_path, users=users, latency_ms=latency_ms, concurrency=concurrency)
         )
+
+
+# --- the small lists: tags, segments, admins (to find the ids the fetches take) ---
+
+
+def _small_list_options(command: F) -> F:
+    """The options of ``tags``, ``segments`` and ``admins``: where, who, how patient."""
+    options = [
+        click.option(
+            "--base-url",
+            envvar="INTERCOM_BASE_URL",
+            default=DEFAULT_BASE_URL,
+            show_default=True,
+            help="The API's root URL [env: INTERCOM_BASE_URL].",
+        ),
+        click.option(
+            "--token",
+            envvar="INTERCOM_ACCESS_TOKEN",
+            help="Access token [env: INTERCOM_ACCESS_TOKEN]. Never printed.",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=30.0,
+            show_default=True,
+            help="Seconds allowed for one request.",
+        ),
+        click.option(
+            "--retries",
+            type=click.IntRange(min=1),
+            default=5,
+            show_default=True,
+            help="Tries per request, the first included (1: no retries).",
+        ),
+        click.option(
+            "--allow-insecure-http",
+            is_flag=True,
+            help="Allow plain http:// to a non-loopback host (sends the token unencrypted).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@cli.command()
+@_small_list_options
+def tags(**options: Any) -> None:
+    """Tags: id and name (a table on a terminal, JSON Lines otherwise).
+
+    The ids are what --tag-id takes.
+    """
+    from ._cli_lists import run_small_list
+
+    run_small_list("tags", **options)
+
+
+@cli.command()
+@_small_list_options
+def segments(**options: Any) -> None:
+    """Segments: id, name and who they hold (a table on a terminal, JSON Lines otherwise).
+
+    The ids are what --segment-id takes.
+    """
+    from ._cli_lists import run_small_list
+
+    run_small_list("segments", **options)
+
+
+@cli.command()
+@_small_list_options
+def admins(**options: Any) -> None:
+    """Admins (teammates): id, name and email (a table on a terminal, JSON Lines otherwise)."""
+    from ._cli_lists import run_small_list
+
+    run_small_list("admins", **options)
 
 
 def main() -> None:

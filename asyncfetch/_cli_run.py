@@ -26,6 +26,7 @@ from ._exceptions import AsyncFetchError
 from ._formats import make_format
 from ._progress import progress_board
 from ._sync import ListSpec, Output, Target, plan_targets, sync_merged, sync_separately
+from ._wording import count, option_message
 
 __all__ = [
     "cli_errors",
@@ -126,7 +127,7 @@ def run_fetch(
             spec.make(client)  # checks the filters; the listing itself is dropped
         fmt = make_format(format_name, fields.split(",") if fields else None)
     except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(option_message(str(exc))) from None
     if fields and format_name != "csv":
         raise click.UsageError("--fields goes with --format csv")
 
@@ -206,9 +207,10 @@ def _report(
     per_second = stats.requests / seconds if seconds > 0 else 0.0
     if not quiet:
         click.echo(
-            f"{items} items, {pages} pages in {seconds:.2f} s ({per_second:.0f} requests/s; "
-            f"{stats.requests} requests, {stats.retries} retries, "
-            f"{stats.statuses[429]} answered 429, {stats.rate_limit_pauses} rate-limit pauses)",
+            f"{count(items, 'item')}, {count(pages, 'page')} in {seconds:.2f} s "
+            f"({per_second:.0f} requests/s; {count(stats.requests, 'request')}, "
+            f"{count(stats.retries, 'retry', 'retries')}, {stats.statuses[429]} answered 429, "
+            f"{count(stats.rate_limit_pauses, 'rate-limit pause')})",
             err=True,
         )
     if stats_path:

@@ -79,7 +79,14 @@ class Scroll:
                         # Another scroll is open (one a stopped run left behind):
                         # it expires after a minute unused.
                         waits += 1
-                        logger.info("another scroll is open; waiting %d s", SCROLL_EXISTS_PAUSE)
+                        logger.info(
+                            "another scroll is open; waiting %d s",
+                            SCROLL_EXISTS_PAUSE,
+                            # For the CLI's progress bar (see _progress.py).
+                            extra={
+                                "asyncfetch_wait": ("an open scroll to expire", SCROLL_EXISTS_PAUSE)
+                            },
+                        )
                         await anyio.sleep(SCROLL_EXISTS_PAUSE)
                         continue
                     if restarts == MAX_RESTARTS or exc.status == 400:
