@@ -32,6 +32,8 @@ import pytest
 
 from asyncfetch._workspace import ListKey, Workspace
 
+from .helpers import read_lines_until
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 README_PORT = "8000"
 BLOCK = re.compile(r"(?:<!--(?P<mark>[^>]*)-->\n)?```sh\n(?P<body>.*?)```", re.DOTALL)
@@ -91,10 +93,10 @@ def served(folder: Path) -> Iterator[tuple[int, str]]:
         env=environment,
     )
     assert process.stdout is not None
-    banner = [process.stdout.readline() for _ in range(6)]
-    assert f"http://127.0.0.1:{port}" in banner[0], "".join(banner) or process.stderr
+    banner = read_lines_until(process.stdout, "export INTERCOM_BASE_URL")
     try:
-        yield port, "".join(banner)
+        assert f"http://127.0.0.1:{port}" in banner.partition("\n")[0], banner
+        yield port, banner
     finally:
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
