@@ -24,6 +24,7 @@ from ._cli_run import (
 from ._client import DEFAULT_BASE_URL
 from ._formats import FORMATS
 from ._version import __version__
+from ._wording import SERVE_OPTION_FOR_PARAMETER, option_message
 
 __all__ = ["cli", "main"]
 
@@ -322,6 +323,9 @@ def serve(
 
     try:
         fault_config = FaultConfig.parse(faults)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--faults'") from None
+    try:
         config = ServerConfig(
             users=users,
             seed=seed,
@@ -333,7 +337,7 @@ def serve(
             insert_users_every=insert_users_every,
         )
     except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(option_message(str(exc), SERVE_OPTION_FOR_PARAMETER)) from None
     run_server(config, host=host, port=port)
 
 

@@ -10,6 +10,7 @@ environment variables and exit codes as the fetching commands.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from typing import Any, Final
 
@@ -60,10 +61,17 @@ def run_small_list(
         items = asyncio.run(_fetch(client, name))
     if sys.stdout.isatty():
         _print_table(name, items)
-    else:
+        return
+    try:
         out = sys.stdout.buffer
         out.write(b"".join(orjson.dumps(item) + b"\n" for item in items))
         out.flush()
+    except BrokenPipeError:
+        # `asyncfetch tags | head -1`: the reader has what it wanted, a normal end.
+        # Point stdout at /dev/null so the flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 async def _fetch(client: IntercomClient, name: str) -> list[Item]:

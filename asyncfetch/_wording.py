@@ -10,9 +10,16 @@ the option to change, and the library keeps the names its callers use.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["OPTION_FOR_PARAMETER", "count", "option_message", "times_faster"]
+__all__ = [
+    "OPTION_FOR_PARAMETER",
+    "SERVE_OPTION_FOR_PARAMETER",
+    "count",
+    "option_message",
+    "times_faster",
+]
 
 #: The CLI option behind each library parameter a ValueError may name.
 OPTION_FOR_PARAMETER: Final = {
@@ -31,6 +38,17 @@ OPTION_FOR_PARAMETER: Final = {
     "format": "--format",
 }
 
+#: The same for ``asyncfetch serve`` and the bundled server's ``ServerConfig``.
+SERVE_OPTION_FOR_PARAMETER: Final = {
+    "users": "--users",
+    "seed": "--seed",
+    "latency_ms": "--latency-ms",
+    "rate_limit": "--rate-limit",
+    "rate_window_seconds": "--rate-window",
+    "token": "--token",
+    "insert_users_every": "--insert-users-every",
+}
+
 # Phrases that tell a library caller which argument to pass; the option is
 # already named beside them.
 _PHRASES: Final = (
@@ -39,9 +57,12 @@ _PHRASES: Final = (
 )
 
 _LEADING_NAME: Final = re.compile(r"^([a-z_]+)\b")
+# "must be None (any token accepted) or ...": None is how a library caller leaves
+# a setting unset; at the command line, one leaves the option out.
+_NONE_FIRST: Final = re.compile(r"must be None(?: \([^)]*\))? or ")
 
 
-def option_message(message: str) -> str:
+def option_message(message: str, options: Mapping[str, str] = OPTION_FOR_PARAMETER) -> str:
     """``message`` from a library ``ValueError``, naming CLI options instead of parameters.
 
     Only the name a message starts with is rewritten (``tag_id must be ...``),
@@ -50,9 +71,11 @@ def option_message(message: str) -> str:
     for phrase, replacement in _PHRASES:
         message = message.replace(phrase, replacement)
     match = _LEADING_NAME.match(message)
-    if match and match.group(1) in OPTION_FOR_PARAMETER:
-        message = OPTION_FOR_PARAMETER[match.group(1)] + message[match.end() :]
-    # "None" is how a library caller leaves a number unset; the CLI leaves the option out.
+    if match and match.group(1) == "token":
+        message = message.partition(", got ")[0]  # never echo a token, even a malformed one
+    if match and match.group(1) in options:
+        message = options[match.group(1)] + message[match.end() :]
+    message = _NONE_FIRST.sub("must be ", message)
     return message.replace(" or None, got ", ", got ")
 
 

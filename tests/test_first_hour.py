@@ -145,6 +145,20 @@ def test_small_lists_take_the_options_and_exit_codes_of_the_fetches(
     assert "wrong-token-77" not in result.stderr
 
 
+def test_small_lists_end_quietly_when_the_reader_stops_early(server: ServerThread) -> None:
+    # `true` exits at once: the write meets a closed pipe, as `| head -1` would.
+    result = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {ASYNCFETCH} tags | true"],
+        capture_output=True,
+        text=True,
+        env=environment(server),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
 def test_serve_prints_ids_that_exist_and_how_to_use_them() -> None:
     process = subprocess.Popen(
         [ASYNCFETCH, "serve", "--port", "0", "--users", "1000"],
@@ -314,6 +328,23 @@ def test_usage_errors_name_the_cli_options(
     assert message in result.stderr
     assert library_word not in result.stderr
     assert server.stats.requests == served_before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--latency-ms", "nan"], "--latency-ms must be a finite number >= 0, got nan"),
+        (["--token", "two words"], "--token must be a non-empty string without spaces"),
+        (["--faults", "error_rate=2"], "'--faults': error_rate must be a probability from 0 to 1"),
+    ],
+)
+def test_serve_usage_errors_name_its_options(args: list[str], message: str) -> None:
+    result = run("serve", "--port", "0", *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "latency_ms" not in result.stderr
+    assert "None" not in result.stderr
+    assert "two words" not in result.stderr  # a token is never echoed
 
 
 # --- help ---------------------------------------------------------------------------
