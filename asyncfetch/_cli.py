@@ -34,7 +34,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="asyncfetch")
 def cli() -> None:
-    """Fetch every page of an Intercom list concurrently, in order, as JSON Lines."""
+    """Fetch every page of an Intercom list concurrently, in order, as JSON Lines.
+
+    Find ids with `asyncfetch tags` and `asyncfetch segments`. To try it with no
+    token and no network, run `asyncfetch serve` and point the other commands at
+    it: INTERCOM_BASE_URL=http://127.0.0.1:8000 and any token.
+    """
 
 
 def _fetch_options(command: F) -> F:
@@ -248,7 +253,7 @@ def _faults_epilog() -> str:
     return "\n".join(lines)
 
 
-@cli.command(epilog=_faults_epilog())
+@cli.command(short_help="Run the bundled Intercom-compatible server.", epilog=_faults_epilog())
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port",
@@ -341,7 +346,7 @@ def serve(
     run_server(config, host=host, port=port)
 
 
-@cli.command()
+@cli.command(short_help="Fetch from the bundled server, concurrently then one by one.")
 @click.option(
     "--out",
     "out_path",
@@ -431,9 +436,9 @@ def _small_list_options(command: F) -> F:
 @cli.command()
 @_small_list_options
 def tags(**options: Any) -> None:
-    """Tags: id and name (a table on a terminal, JSON Lines otherwise).
+    """List tags: the ids --tag-id takes.
 
-    The ids are what --tag-id takes.
+    A table of id and name on a terminal, JSON Lines otherwise.
     """
     from ._cli_lists import run_small_list
 
@@ -443,9 +448,9 @@ def tags(**options: Any) -> None:
 @cli.command()
 @_small_list_options
 def segments(**options: Any) -> None:
-    """Segments: id, name and who they hold (a table on a terminal, JSON Lines otherwise).
+    """List segments: the ids --segment-id takes.
 
-    The ids are what --segment-id takes.
+    A table of id, name and who they hold on a terminal, JSON Lines otherwise.
     """
     from ._cli_lists import run_small_list
 
@@ -455,7 +460,10 @@ def segments(**options: Any) -> None:
 @cli.command()
 @_small_list_options
 def admins(**options: Any) -> None:
-    """Admins (teammates): id, name and email (a table on a terminal, JSON Lines otherwise)."""
+    """List admins (teammates): id, name, email.
+
+    A table on a terminal, JSON Lines otherwise.
+    """
     from ._cli_lists import run_small_list
 
     run_small_list("admins", **options)
