@@ -160,7 +160,7 @@ def test_the_readme_examples_run_against_the_bundled_server(
     assert jsonl_ids(folder / "newsletter.jsonl") == newsletter
     assert jsonl_ids(folder / "users.jsonl") == newsletter
     assert not (folder / "users.jsonl.checkpoint").exists()
-    exported = {tuple(jsonl_ids(path)) for path in (folder / "export").iterdir()}
+    exported = {tuple(jsonl_ids(path)) for path in (folder / "export").glob("*.jsonl")}
     assert exported == {tuple(newsletter), tuple(users("tag_id", "100013"))}
     rows = (folder / "s.csv").read_text().splitlines()
     assert rows[0] == "id,email,custom_attributes.plan"
