@@ -25,6 +25,7 @@ from ._cli_run import (
 from ._client import DEFAULT_BASE_URL
 from ._formats import FORMATS
 from ._version import __version__
+from ._wording import SERVE_OPTION_FOR_PARAMETER, option_message
 
 __all__ = ["cli", "main"]
 
@@ -34,7 +35,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="asyncfetch")
 def cli() -> None:
-    """Fetch every page of an Intercom list concurrently, in order, as JSON Lines."""
+    """Fetch every page of an Intercom list concurrently, in order, as JSON Lines.
+
+    Find ids with `asyncfetch tags` and `asyncfetch segments`. To try it with no
+    token and no network, run `asyncfetch serve` and point the other commands at
+    it: INTERCOM_BASE_URL=http://127.0.0.1:8000 and any token.
+    """
 
 
 def _fetch_options(command: F) -> F:
@@ -221,11 +227,74 @@ def contacts(**options: Any) -> None:
     run_fetch([contacts_list()], **options)
 
 
-@cli.command()
+_KEY_COLUMN = 28
+
+
+def _faults_epilog() -> str:
+    """The keys of ``serve --faults``, with their defaults and meanings, for its help.
+
+    Read from `FaultConfig` itself (fields and the Attributes section of its
+    docstring), so a new fault setting shows up here without a second list.
+    """
+    import dataclasses
+    import textwrap
+
+    from ._faults import FaultConfig
+
+    described: dict[str, str] = {}
+    key = ""
+    in_attributes = False
+    for line in (FaultConfig.__doc__ or "").splitlines():
+        stripped = line.strip()
+        if stripped == "Attributes:":
+            in_attributes = True
+        elif in_attributes and stripped:
+            name, colon, text = stripped.partition(": ")
+            # A key's line is indented 8 spaces, its continuation lines more.
+            if colon and name.isidentifier() and len(line) - len(line.lstrip()) == 8:
+                key = name
+                described[key] = text
+            elif key:
+                described[key] += " " + stripped
+    lines = ["\b", "Keys of --faults (a rate is a probability per list request):"]
+    for field in dataclasses.fields(FaultConfig):
+        head = f"  {field.name}={field.default}"
+        text = described.get(field.name, "").replace("``", "")
+        if len(head) >= _KEY_COLUMN:
+            lines.append(head)
+            head = ""
+        lines += textwrap.wrap(
+            text,
+            width=78,
+            initial_indent=f"{head:<{_KEY_COLUMN}}",
+            subsequent_indent=" " * _KEY_COLUMN,
+        ) or [head]
+    return "\n".join(lines)
+
+
+@cli.command(short_help="Run the bundled Intercom-compatible server.", epilog=_faults_epilog())
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
-@click.option("--users", type=click.IntRange(min=0), default=1000, show_default=True)
-@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on (0: any free port; the URL is printed).",
+)
+@click.option(
+    "--users",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Users in the synthetic workspace (companies and leads scale with it).",
+)
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Milliseconds added before every answer, as a distant API would.",
+)
 @click.option(
     "--rate-limit",
     type=click.IntRange(min=1),
@@ -244,8 +313,9 @@ def contacts(**options: Any) -> None:
 @click.option(
     "--faults",
     default="",
-    help="Injected faults, e.g. 'error_rate=0.05,reset_rate=0.01,seed=3' "
-    "(keys: see asyncfetch/_faults.py).",
+    metavar="KEY=VALUE,...",
+    help="Inject seeded faults into list requests, e.g. "
+    "'error_rate=0.05,reset_rate=0.01,seed=3'; the keys are listed below.",
 )
 @click.option(
     "--insert-users-every",
@@ -265,12 +335,21 @@ def serve(
     faults: str,
     insert_users_every: int | None,
 ) -> None:
-    """Run the bundled Intercom-compatible server (test and benchmark stand-in)."""
+    """Run the bundled Intercom-compatible server (test and benchmark stand-in).
+
+    It serves a deterministic synthetic workspace (the same ids every time for
+    the same --seed) until Ctrl-C, and prints its URL and a few tag and segment
+    ids to try. Point the CLI at it with INTERCOM_BASE_URL=http://127.0.0.1:PORT
+    and any token.
+    """
     from ._faults import FaultConfig
     from ._server import ServerConfig, run_server
 
     try:
         fault_config = FaultConfig.parse(faults)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--faults'") from None
+    try:
         config = ServerConfig(
             users=users,
             seed=seed,
@@ -282,32 +361,134 @@ def serve(
             insert_users_every=insert_users_every,
         )
     except ValueError as exc:
-        raise LineUsageError(str(exc)) from None
+        raise LineUsageError(option_message(str(exc), SERVE_OPTION_FOR_PARAMETER)) from None
     try:
         run_server(config, host=host, port=port)
     except OSError as exc:  # the port is taken, the host does not resolve or is not ours
         raise LineUsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-@cli.command()
+@cli.command(short_help="Fetch from the bundled server, concurrently then one by one.")
 @click.option(
     "--out",
     "out_path",
     default="demo-output/users.jsonl",
     show_default=True,
     type=click.Path(dir_okay=False),
+    help="JSON Lines file for the users of the concurrent fetch.",
 )
-@click.option("--users", type=click.IntRange(min=1), default=10_000, show_default=True)
-@click.option("--latency-ms", type=click.FloatRange(min=0), default=50.0, show_default=True)
-@click.option("--concurrency", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option(
+    "--users",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Users in the bundled server's workspace (the tag holds half of them).",
+)
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0),
+    default=50.0,
+    show_default=True,
+    help="Milliseconds the bundled server waits before every answer.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Requests in flight at once for the concurrent fetch.",
+)
 def demo(out_path: str, users: int, latency_ms: float, concurrency: int) -> None:
-    """Fetch a tag's users from the bundled server, concurrently and then sequentially."""
+    """Fetch a tag's users from the bundled server, concurrently and then sequentially.
+
+    No token and no network needed: the server runs in this process on a free
+    loopback port.
+    """
     from ._demo import run_demo
 
     with cli_errors():
         asyncio.run(
             run_demo(out_path=out_path, users=users, latency_ms=latency_ms, concurrency=concurrency)
         )
+
+
+# --- the small lists: tags, segments, admins (to find the ids the fetches take) ---
+
+
+def _small_list_options(command: F) -> F:
+    """The options of ``tags``, ``segments`` and ``admins``: where, who, how patient."""
+    options = [
+        click.option(
+            "--base-url",
+            envvar="INTERCOM_BASE_URL",
+            default=DEFAULT_BASE_URL,
+            show_default=True,
+            help="The API's root URL [env: INTERCOM_BASE_URL].",
+        ),
+        click.option(
+            "--token",
+            envvar="INTERCOM_ACCESS_TOKEN",
+            help="Access token [env: INTERCOM_ACCESS_TOKEN]. Never printed.",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=30.0,
+            show_default=True,
+            help="Seconds allowed for one request.",
+        ),
+        click.option(
+            "--retries",
+            type=click.IntRange(min=1),
+            default=5,
+            show_default=True,
+            help="Tries per request, the first included (1: no retries).",
+        ),
+        click.option(
+            "--allow-insecure-http",
+            is_flag=True,
+            help="Allow plain http:// to a non-loopback host (sends the token unencrypted).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@cli.command()
+@_small_list_options
+def tags(**options: Any) -> None:
+    """List tags: the ids --tag-id takes.
+
+    A table of id and name on a terminal, JSON Lines otherwise.
+    """
+    from ._cli_lists import run_small_list
+
+    run_small_list("tags", **options)
+
+
+@cli.command()
+@_small_list_options
+def segments(**options: Any) -> None:
+    """List segments: the ids --segment-id takes.
+
+    A table of id, name and who they hold on a terminal, JSON Lines otherwise.
+    """
+    from ._cli_lists import run_small_list
+
+    run_small_list("segments", **options)
+
+
+@cli.command()
+@_small_list_options
+def admins(**options: Any) -> None:
+    """List admins (teammates): id, name, email.
+
+    A table on a terminal, JSON Lines otherwise.
+    """
+    from ._cli_lists import run_small_list
+
+    run_small_list("admins", **options)
 
 
 def main() -> None:

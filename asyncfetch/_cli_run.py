@@ -46,6 +46,7 @@ from ._sync import (
     sync_merged,
     sync_separately,
 )
+from ._wording import count, option_message
 
 __all__ = [
     "LineUsageError",
@@ -198,7 +199,7 @@ def run_fetch(
             spec.make(client)  # checks the filters; the listing itself is dropped
         make_fmt()
     except ValueError as exc:
-        raise LineUsageError(str(exc)) from None
+        raise LineUsageError(option_message(str(exc))) from None
     if fields and format_name != "csv":
         raise LineUsageError("--fields goes with --format csv")
     _refuse_repeated_lists(specs)
@@ -391,9 +392,10 @@ def _report(
     per_second = stats.requests / seconds if seconds > 0 else 0.0
     if not quiet:
         click.echo(
-            f"{items} items, {pages} pages in {seconds:.2f} s ({per_second:.0f} requests/s; "
-            f"{stats.requests} requests, {stats.retries} retries, "
-            f"{stats.statuses[429]} answered 429, {stats.rate_limit_pauses} rate-limit pauses)",
+            f"{count(items, 'item')}, {count(pages, 'page')} in {seconds:.2f} s "
+            f"({per_second:.0f} requests/s; {count(stats.requests, 'request')}, "
+            f"{count(stats.retries, 'retry', 'retries')}, {stats.statuses[429]} answered 429, "
+            f"{count(stats.rate_limit_pauses, 'rate-limit pause')})",
             err=True,
         )
     if stats_path:

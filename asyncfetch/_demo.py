@@ -19,6 +19,7 @@ from ._client import IntercomClient
 from ._export import ExportSummary, export_jsonl
 from ._progress import progress_board
 from ._server import IntercomServer, ServerConfig
+from ._wording import count, times_faster
 
 __all__ = ["run_demo"]
 
@@ -27,7 +28,9 @@ _DEMO_TOKEN = "demo-token"
 
 async def run_demo(*, out_path: str, users: int, latency_ms: float, concurrency: int) -> None:
     config = ServerConfig(users=users, latency_ms=latency_ms)
-    click.echo(f"Starting the bundled Intercom server: {users} users, {latency_ms:g} ms latency…")
+    click.echo(
+        f"Starting the bundled Intercom server: {count(users, 'user')}, {latency_ms:g} ms latency…"
+    )
     async with IntercomServer(config) as server:
         tag_id = server.workspace.largest_tag_id
         path = Path(out_path)
@@ -38,22 +41,22 @@ async def run_demo(*, out_path: str, users: int, latency_ms: float, concurrency:
         concurrent = await _export(server.base_url, tag_id, path, concurrency, progress=True)
         served_concurrently = server.stats.max_in_flight
         click.echo("Fetching the same list sequentially, one page after another…")
-        sequential = await _export(server.base_url, tag_id, None, 1, progress=False)
+        sequential = await _export(server.base_url, tag_id, None, 1, progress=True)
 
     rows = [("concurrent", concurrency, concurrent), ("sequential", 1, sequential)]
     click.echo("")
     click.echo(
-        f"{'fetch':<12}{'in flight':>10}{'pages':>8}{'items':>8}{'seconds':>10}{'requests/s':>12}"
+        f"{'fetch':<12}{'in flight':>10}{'pages':>8}{'items':>8}{'seconds':>10}{'pages/s':>10}"
     )
     for name, limit, s in rows:
         click.echo(
-            f"{name:<12}{limit:>10}{s.pages:>8}{s.items:>8}{s.seconds:>10.2f}{s.pages_per_second:>12.0f}"
+            f"{name:<12}{limit:>10}{s.pages:>8}{s.items:>8}{s.seconds:>10.2f}{s.pages_per_second:>10.0f}"
         )
     click.echo("")
     click.echo(
-        f"Wrote {concurrent.items} users to {path} in {concurrent.seconds:.2f} s; "
-        f"{sequential.seconds / concurrent.seconds:.1f}x faster than sequential "
-        f"(server saw at most {served_concurrently} requests in flight)."
+        f"Wrote {count(concurrent.items, 'user')} to {path} in {concurrent.seconds:.2f} s; "
+        f"{times_faster(concurrent.seconds, sequential.seconds)} than sequential "
+        f"(the server saw at most {count(served_concurrently, 'request')} in flight)."
     )
 
 
@@ -69,5 +72,5 @@ async def _export(
                 enabled=progress and sys.stderr.isatty(), stats=lambda: client.stats
             ) as board,
         ):
-            on_page = board.track(f"users of tag {tag_id}")
+            on_page = board.track("concurrent" if concurrency > 1 else "sequential")
             return await export_jsonl(client.users(tag_id=tag_id), out, on_page=on_page)

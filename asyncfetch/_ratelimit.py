@@ -146,7 +146,12 @@ class RateBudget:
             if self._paused_until != wake_at:
                 self._paused_until = wake_at
                 self.pauses += 1
-                logger.info("rate limit: pausing every request for %.1f s", wake_at - now)
+                logger.info(
+                    "rate limit: pausing every request for %.1f s",
+                    wake_at - now,
+                    # For the CLI's progress bar (see _progress.py): what, and how long.
+                    extra={"asyncfetch_wait": ("the rate-limit window to reset", wake_at - now)},
+                )
             # Sleep until then, or until a response moves the ceiling.
             with anyio.move_on_after(wake_at - now):
                 await changed.wait()

@@ -129,7 +129,12 @@ class Scroll:
                 if exc.code == "scroll_exists" and waited < SCROLL_EXISTS_WAIT:
                     # Another scroll is open (one a failure or a stopped run left
                     # behind): it expires after a minute unused.
-                    logger.info("another scroll is open; waiting %.2f s", pause)
+                    logger.info(
+                        "another scroll is open; waiting %.2f s",
+                        pause,
+                        # For the CLI's progress bar (see _progress.py).
+                        extra={"asyncfetch_wait": ("an open scroll to expire", pause)},
+                    )
                     await anyio.sleep(pause)
                     waited += pause
                     pause = min(pause * 2, SCROLL_EXISTS_MAX_PAUSE)

@@ -110,6 +110,7 @@ from asyncfetch._faults import (
     FaultInjector,
 )
 from asyncfetch._scroll_server import SCROLL_KINDS, ScrollError, ScrollRegistry
+from asyncfetch._wording import count
 from asyncfetch._workspace import MAX_USERS, ListKey, Workspace
 
 __all__ = [
@@ -125,6 +126,7 @@ __all__ = [
     "ServerStats",
     "ServerThread",
     "run_server",
+    "startup_text",
 ]
 
 DEFAULT_PER_PAGE: Final = 50
@@ -1094,23 +1096,45 @@ class ServerThread:
             await self.server.stop()
 
 
+def startup_text(server: IntercomServer) -> str:
+    """What ``asyncfetch serve`` prints once listening: the URL first (scripts read
+    it from the first line), then ids to try and how to point the CLI here."""
+    ws = server.workspace
+
+    def members(filter_name: str, object_id: str) -> int:
+        return len(ws.list_blobs(ListKey("users", filter_name, object_id)) or ())
+
+    tags = [ws.tags[0], ws.tags[1], ws.tags[-1]] if len(ws.tags) > 2 else list(ws.tags)
+    shown_tags = ", ".join(
+        f"{t['id']} {t['name']} ({count(members('tag_id', str(t['id'])), 'user')})" for t in tags
+    )
+    shown_segments = ", ".join(
+        f"{s['id']} {s['name']} ({count(members('segment_id', str(s['id'])), 'user')})"
+        for s in ws.segments[:2]
+    )
+    return (
+        f"Intercom-compatible server on {server.base_url} "
+        f"({count(len(ws.users), 'user')}, {count(len(ws.companies), 'company', 'companies')}, "
+        f"{count(len(ws.contacts), 'contact')}); Ctrl-C stops it\n"
+        f"  tags:     {shown_tags}\n"
+        f"  segments: {shown_segments}\n"
+        f"  (asyncfetch tags, asyncfetch segments: all of them)\n"
+        f"Point the CLI here, with any token:\n"
+        f"  export INTERCOM_BASE_URL={server.base_url} INTERCOM_ACCESS_TOKEN=any-token"
+    )
+
+
 def run_server(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve ``config`` on ``host:port`` until Ctrl-C (for ``asyncfetch serve``).
 
-    Prints one line with the URL once listening.
+    Prints `startup_text` once listening: the URL on the first line.
     """
 
     async def serve() -> None:
         server = IntercomServer(config)
         await server.start(host, port)
         try:
-            ws = server.workspace
-            print(
-                f"Intercom-compatible server on {server.base_url} "
-                f"({len(ws.users)} users, {len(ws.companies)} companies, "
-                f"{len(ws.contacts)} contacts; largest tag {ws.largest_tag_id}); Ctrl-C stops it",
-                flush=True,
-            )
+            print(startup_text(server), flush=True)
             await asyncio.Event().wait()
         finally:
             await server.stop()

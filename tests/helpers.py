@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import select
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from aiohttp import web
@@ -82,3 +85,20 @@ def error_body(code: str, message: str, *, key: str = "code") -> bytes:
     return orjson.dumps(
         {"type": "error.list", "request_id": "req-42", "errors": [{key: code, "message": message}]}
     )
+
+
+def read_lines_until(stream: IO[str], marker: str, *, timeout: float = 30.0) -> str:
+    """Read a child process's text ``stream`` until a line holding ``marker`` (or
+    end of file, or ``timeout`` seconds without it); return what was read."""
+    deadline = time.monotonic() + timeout
+    read = ""
+    fd = stream.fileno()
+    while marker not in read:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            break
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        read += chunk.decode()
+    return read

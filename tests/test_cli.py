@@ -87,8 +87,11 @@ def test_stdout_and_environment_variables(server: ServerThread) -> None:
         (["users", "--per-page", "61"], "61 is not in the range 1<=x<=60"),
         (["users", "--concurrency", "0"], "0 is not in the range x>=1"),
         (["users", "--rate", "0"], "0.0 is not in the range x>0"),
-        (["users", "--tag-id", " "], "tag_id must be a non-empty string or integer"),
-        (["users", "--base-url", "localhost:8000"], "base_url must be an http:// or https:// URL"),
+        (["users", "--tag-id", " "], "--tag-id must be a non-empty string or integer"),
+        (
+            ["users", "--base-url", "localhost:8000"],
+            "--base-url must be an http:// or https:// URL",
+        ),
     ],
 )
 def test_usage_errors_exit_2_before_any_request(

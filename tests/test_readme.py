@@ -1,0 +1,174 @@
+"""The README's shell examples, run as written against the bundled server.
+
+Every fenced ``sh`` block of README.md is marked by the HTML comment before it:
+
+* ``<!-- runnable: server -->``: the command that starts the bundled server;
+  run here in the background, as the README says to run it in a terminal of
+  its own;
+* ``<!-- runnable -->``: run here, in document order, in one bash session (an
+  ``export`` in one block holds in the next), each command checked;
+* ``<!-- not run by tests/test_readme.py: REASON -->``: not run (a real token,
+  minutes of benchmarks, building the virtualenv the tests run in).
+
+An unmarked block fails the test: a new example either runs here or says why
+not. The only change made to the text is the one the README offers: another
+port than 8000 (this test takes a free one).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from asyncfetch._workspace import ListKey, Workspace
+
+from .helpers import read_lines_until
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+README_PORT = "8000"
+BLOCK = re.compile(r"(?:<!--(?P<mark>[^>]*)-->\n)?```sh\n(?P<body>.*?)```", re.DOTALL)
+
+
+def blocks() -> list[tuple[str, str]]:
+    """``(mark, body)`` of every ``sh`` block, in order; mark is "" when missing."""
+    text = README.read_text()
+    return [(m["mark"].strip() if m["mark"] else "", m["body"]) for m in BLOCK.finditer(text)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_every_shell_block_says_whether_it_runs() -> None:
+    found = blocks()
+    assert found, "no ```sh blocks found: has the README's format changed?"
+    for mark, body in found:
+        assert mark in ("runnable", "runnable: server") or mark.startswith(
+            "not run by tests/test_readme.py: "
+        ), f"unmarked shell block in README.md:\n{body}"
+    marks = [mark for mark, _ in found]
+    assert marks.count("runnable: server") == 1
+    assert marks.count("runnable") >= 2
+    # The blocks that need Intercom itself stay out, explicitly.
+    for mark, body in found:
+        if "INTERCOM_ACCESS_TOKEN=..." in body:
+            assert mark.startswith("not run"), body
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A folder to run the examples in, with ``.venv`` being the virtualenv of these tests."""
+    venv = Path(sys.prefix)
+    assert (venv / "bin" / "asyncfetch").exists(), "run the tests from the project's .venv"
+    (tmp_path / ".venv").symlink_to(venv, target_is_directory=True)
+    return tmp_path
+
+
+@pytest.fixture
+def served(folder: Path) -> Iterator[tuple[int, str]]:
+    """The README's server command, on a free port instead of 8000; yields (port, its banner)."""
+    (command,) = [body for mark, body in blocks() if mark == "runnable: server"]
+    port = free_port()
+    line = command.strip().replace(README_PORT, str(port))
+    assert "\n" not in line
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("INTERCOM_")}
+    process = subprocess.Popen(
+        shlex.split(line),
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    assert process.stdout is not None
+    banner = read_lines_until(process.stdout, "export INTERCOM_BASE_URL")
+    try:
+        assert f"http://127.0.0.1:{port}" in banner.partition("\n")[0], banner
+        yield port, banner
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 0, stderr
+        assert "Traceback" not in stderr
+
+
+def test_the_readme_examples_run_against_the_bundled_server(
+    folder: Path, served: tuple[int, str]
+) -> None:
+    port, banner = served
+    script = ["set -euo pipefail"]
+    commands = []
+    for mark, body in blocks():
+        if mark != "runnable":
+            continue
+        for line in body.strip().splitlines():
+            line = line.replace(README_PORT, str(port))
+            commands.append(line)
+            # Each command's output goes to a file of its own, to check below
+            # (in braces, so a trailing comment ends at the newline).
+            n = len(commands)
+            script.append(f"{{ {line}\n}} > out-{n}.txt 2> err-{n}.txt")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("INTERCOM_")}
+    environment.pop("VIRTUAL_ENV", None)
+    result = subprocess.run(
+        ["bash", "-c", "\n".join(script)],
+        cwd=folder,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    failed = len(list(folder.glob("out-*.txt")))
+    assert result.returncode == 0, (
+        f"README command failed: {commands[failed - 1]!r}: "
+        + (folder / f"err-{failed}.txt").read_text()
+    )
+    for n, command in enumerate(commands, 1):
+        stderr = (folder / f"err-{n}.txt").read_text()
+        assert "Traceback" not in stderr, command
+        assert "error" not in stderr.lower(), (command, stderr)
+
+    # Sensible output: what the README says each command gives.
+    ws = Workspace.generate(users=1000)  # the server's defaults: 1,000 users, seed 0
+    assert "100003 newsletter" in banner  # the ids the README uses are the ones serve shows
+
+    def output_of(command: str) -> list[object]:
+        (n,) = [n for n, c in enumerate(commands, 1) if c.split("#")[0].strip() == command]
+        return [orjson.loads(line) for line in (folder / f"out-{n}.txt").read_bytes().splitlines()]
+
+    assert output_of("asyncfetch tags") == list(ws.tags)
+    assert output_of("asyncfetch segments") == list(ws.segments)
+
+    def users(filter_name: str, value: str) -> list[str]:
+        return [u["id"] for u in ws.items(ListKey("users", filter_name, value))]
+
+    newsletter = users("tag_id", "100003")
+    assert len(newsletter) == 500  # as the README says
+    assert jsonl_ids(folder / "newsletter.jsonl") == newsletter
+    assert jsonl_ids(folder / "users.jsonl") == newsletter
+    assert not (folder / "users.jsonl.checkpoint").exists()
+    exported = {tuple(jsonl_ids(path)) for path in (folder / "export").glob("*.jsonl")}
+    assert exported == {tuple(newsletter), tuple(users("tag_id", "100013"))}
+    rows = (folder / "s.csv").read_text().splitlines()
+    assert rows[0] == "id,email,custom_attributes.plan"
+    paying = users("segment_id", "5c26b900d82c07cd04000002")
+    assert paying
+    assert [row.split(",")[0] for row in rows[1:]] == paying
+    assert all(row.split(",")[2] not in ("", "free") for row in rows[1:])
+
+
+def jsonl_ids(path: Path) -> list[str]:
+    return [orjson.loads(line)["id"] for line in path.read_bytes().splitlines()]
