@@ -378,6 +378,22 @@ async def test_an_echoed_token_is_redacted_from_errors(raw_server: RawServer, wh
     assert "[token]" in shown
 
 
+async def test_a_short_token_is_redacted_where_it_stands_alone_not_inside_words(
+    raw_server: RawServer,
+) -> None:
+    # Token "ist": redacted inside "scroll_exists" it would garble the code the
+    # scroll acts on (a test's token "x" turned "scroll_exists" into an error).
+    async def handler(request: web.Request) -> web.Response:
+        body = error_body("scroll_exists", f"token {request.headers['Authorization'][7:]} refused")
+        return web.Response(status=400, body=body)
+
+    client = IntercomClient(token="ist", base_url=await raw_server(handler))
+    with pytest.raises(Exception) as info:  # noqa: PT011 - the error's fields are the point
+        await fetch_ids(client)
+    assert info.value.code == "scroll_exists"  # type: ignore[attr-defined]
+    assert "token [token] refused" in str(info.value)
+
+
 async def test_the_cli_never_prints_an_echoed_token(raw_server: RawServer) -> None:
     async def handler(request: web.Request) -> web.Response:
         body = error_body("unauthorized", f"no such token: {request.headers['Authorization']}")

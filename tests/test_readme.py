@@ -156,10 +156,12 @@ def test_the_readme_examples_run_against_the_bundled_server(
         return [u["id"] for u in ws.items(ListKey("users", filter_name, value))]
 
     newsletter = users("tag_id", "100003")
-    assert len(newsletter) == 500  # as the README says
+    assert len(newsletter) == 625  # as the README says: 500 users, 125 leads
+    assert sum(u["type"] == "contact" for u in ws.items(ListKey("users", "tag_id", "100003"))) == 125
     assert jsonl_ids(folder / "newsletter.jsonl") == newsletter
     assert jsonl_ids(folder / "users.jsonl") == newsletter
     assert not (folder / "users.jsonl.checkpoint").exists()
+    assert not (folder / "users.jsonl.partial.checkpoint").exists()
     exported = {tuple(jsonl_ids(path)) for path in (folder / "export").glob("*.jsonl")}
     assert exported == {tuple(newsletter), tuple(users("tag_id", "100013"))}
     rows = (folder / "s.csv").read_text().splitlines()
