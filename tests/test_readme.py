@@ -157,7 +157,8 @@ def test_the_readme_examples_run_against_the_bundled_server(
 
     newsletter = users("tag_id", "100003")
     assert len(newsletter) == 625  # as the README says: 500 users, 125 leads
-    assert sum(u["type"] == "contact" for u in ws.items(ListKey("users", "tag_id", "100003"))) == 125
+    tagged = ws.items(ListKey("users", "tag_id", "100003"))
+    assert sum(u["type"] == "contact" for u in tagged) == 125
     assert jsonl_ids(folder / "newsletter.jsonl") == newsletter
     assert jsonl_ids(folder / "users.jsonl") == newsletter
     assert not (folder / "users.jsonl.checkpoint").exists()
