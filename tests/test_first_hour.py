@@ -195,7 +195,8 @@ def test_serve_prints_ids_that_exist_and_how_to_use_them() -> None:
 
 def test_progress_fits_80_columns_shows_waits_and_keeps_log_lines_whole() -> None:
     # 125 pages (1,000 users and 250 leads) against 40 requests per 2-second
-    # window: the client pauses for the window's reset at least twice, and the second pause is most of a window long.
+    # window: the client pauses for the window's reset at least twice, and the
+    # second pause is most of a window long.
     config = ServerConfig(users=2000, latency_ms=10, rate_limit=40, rate_window_seconds=2)
     with ServerThread(config) as limited:
         tag = limited.workspace.largest_tag_id
