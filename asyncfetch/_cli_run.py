@@ -41,6 +41,7 @@ from ._sync import (
     Output,
     OutputLock,
     Target,
+    is_stream,
     partial_path,
     plan_targets,
     sync_merged,
@@ -218,16 +219,16 @@ def run_fetch(
         paths = [os.path.join(out_dir, stem + _EXTENSIONS[format_name]) for stem in stems]
     else:
         paths = [out_path] * len(specs)
-    resumable = not merged and paths[0] != "-"
+    resumable = not merged and not is_stream(paths[0])
     if resume and not resumable:
         raise LineUsageError(
-            "--resume needs a file per list: --out FILE for one list, --out-dir for several"
+            "--resume needs a regular file per list: --out FILE for one list, --out-dir for several"
         )
     for path in set(paths):
         _check_writable(path, "--out-dir" if out_dir is not None else "--out")
     if stats_path is not None:
         _check_writable(stats_path, "--stats")
-    outputs = list(dict.fromkeys(p for p in paths if p != "-"))
+    outputs = list(dict.fromkeys(p for p in paths if not is_stream(p)))
     _refuse_shared_files(outputs, stats_path)
     extra = {
         "base_url": base_url,

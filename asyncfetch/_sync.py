@@ -23,6 +23,7 @@ import contextlib
 import csv
 import fcntl
 import os
+import stat
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import aclosing
@@ -45,6 +46,7 @@ __all__ = [
     "Output",
     "OutputLock",
     "Target",
+    "is_stream",
     "partial_path",
     "plan_targets",
     "sync_merged",
@@ -79,7 +81,20 @@ class Target:
     @property
     def checkpoint(self) -> str | None:
         """The checkpoint beside the partial file."""
-        return None if self.path == "-" else checkpoint_path(partial_path(self.path))
+        return None if is_stream(self.path) else checkpoint_path(partial_path(self.path))
+
+
+def is_stream(path: str) -> bool:
+    """``-`` (stdout), or a path that exists and is no regular file (``/dev/null``,
+    a named pipe, ``/dev/stdout``): written directly, with no partial file, lock,
+    checkpoint or rename. Renaming a partial file over ``/dev/null`` would
+    replace the device with a file, for every program on the machine."""
+    if path == "-":
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def partial_path(path: str) -> str:
@@ -95,13 +110,15 @@ class Output:
     is opened only at the first write, so a run that fails before its first
     page leaves an earlier partial file (and its checkpoint) untouched too.
     Resuming, it is cut back to ``resume_offset`` bytes (dropping a page
-    half-written by a killed run). ``-`` is stdout, written directly."""
+    half-written by a killed run). ``-`` (stdout) and other streams (see
+    ``is_stream``) are written directly."""
 
     def __init__(
         self, path: str, *, resume_offset: int | None = None, checkpoint: str | None = None
     ) -> None:
         self._path = path
-        self.partial = path if path == "-" else partial_path(path)
+        self._stream = is_stream(path)
+        self.partial = path if self._stream else partial_path(path)
         self._resume_offset = resume_offset
         self._checkpoint = checkpoint
         self._file: IO[bytes] | None = None
@@ -114,6 +131,8 @@ class Output:
     def _open(self) -> IO[bytes]:
         if self._path == "-":
             return sys.stdout.buffer
+        if self._stream:
+            return open(self._path, "wb")
         if self._resume_offset is None:
             if self._checkpoint is not None:
                 # A fresh start: an earlier checkpoint no longer describes the file.
@@ -130,7 +149,7 @@ class Output:
 
     def commit(self) -> None:
         """The file is complete: make it durable and put it in place."""
-        if self._path == "-":
+        if self._stream:
             self.flush()
             return
         file = self._file if self._file is not None else self._open()
@@ -147,7 +166,7 @@ class Output:
         os.replace(self.partial, self._path)
 
     def close(self) -> None:
-        if self._file is not None and self._path != "-":
+        if self._file is not None and self._file is not sys.stdout.buffer:
             self._file.close()
             self._file = None
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -328,6 +330,34 @@ def test_a_second_run_writing_the_same_file_stops_with_exit_2(tmp_path: Path) ->
     assert first.returncode == 0, first_stderr
     assert ids(read_jsonl(out)) == expected  # whole, once, in order: no interleaving
     assert sorted(p.name for p in tmp_path.iterdir()) == ["users.jsonl"]
+
+
+def test_a_named_pipe_is_written_in_place_and_stays_a_pipe(
+    server: ServerThread, tmp_path: Path
+) -> None:
+    # Not a regular file (a pipe, /dev/null): written directly. A partial file
+    # renamed over it would replace it, and over /dev/null, for every program.
+    fifo = tmp_path / "users.pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+
+    def read_all() -> None:
+        with open(fifo, "rb") as pipe:
+            received.append(pipe.read())
+
+    reader = threading.Thread(target=read_all, daemon=True)
+    reader.start()
+    result = fetch(server, "users", "--out", str(fifo))
+    reader.join(timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert ids([orjson.loads(line) for line in received[0].splitlines()]) == ids(
+        server.workspace.users
+    )
+    assert names_in(tmp_path) == ["users.pipe"]  # no partial, lock or checkpoint beside it
+    resumed = fetch(server, "users", "--out", str(fifo), "--resume")
+    assert resumed.returncode == 2
+    assert "--resume needs a regular file" in one_line(resumed.stderr)
 
 
 # --- 9.7: the list changed a lot between a stop and the resume ---

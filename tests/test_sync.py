@@ -145,7 +145,7 @@ def test_a_checkpoint_for_another_request_is_refused(slow: ServerThread, tmp_pat
 def test_resume_needs_a_file(slow: ServerThread) -> None:
     result = run(slow, "users", "--resume")
     assert result.returncode == 2
-    assert "--resume needs a file per list" in result.stderr
+    assert "--resume needs a regular file per list" in result.stderr
 
 
 def test_progress_shows_on_a_terminal_only(slow: ServerThread, tmp_path: Path) -> None:
