@@ -18,37 +18,38 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import pytest
 
 from asyncfetch._server import ServerConfig, ServerStats, ServerThread
 
-from .helpers import ids, read_lines_until, users_with_tag
+from .helpers import error_body, ids, read_lines_until, users_with_tag
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "web-backend-secret-token-31"
 PER_PAGE = 50  # IntercomClient's default, which the example keeps
 # What must never show in the app's output: a leak of the fetch when the
 # client went away (an unclosed aiohttp session or connector, a task destroyed
-# while pending, a finalizer's error, writes to a socket already gone), or any
-# failure at all.
-FORBIDDEN = (
+# while pending, a finalizer's error, writes to a socket already gone) ...
+LEAKS = (
     "Task was destroyed",
     "Unclosed client session",
     "Unclosed connector",
     "Exception ignored",
     "socket.send() raised exception",
-    "Traceback",
-    "Error",
-    "ERROR",
     "Warning",
     "WARNING",
 )
+# ... nor, unless a test makes the API fail on purpose, any failure at all.
+FAILURES = ("Traceback", "Error", "ERROR")
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +93,16 @@ class SmallWindowConnection(http.client.HTTPConnection):
 
 
 @contextmanager
-def web_backend(api: ServerThread, *, concurrency: int = 2, token: str = TOKEN) -> Iterator[App]:
-    """Run ``uvicorn examples.web_backend:app`` against ``api``; on leaving, stop it with
-    SIGINT (Ctrl-C) and check that it exits cleanly, with nothing to warn about."""
+def web_backend(
+    api: ServerThread | str, *, concurrency: int = 2, token: str = TOKEN, failing: bool = False
+) -> Iterator[App]:
+    """Run ``uvicorn examples.web_backend:app`` against ``api`` (or a base URL); on
+    leaving, stop it with SIGINT (Ctrl-C) and check that it exits cleanly, with
+    nothing to warn about (and no failure logged, unless ``failing``)."""
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("INTERCOM_")}
     environment.update(
-        INTERCOM_BASE_URL=api.base_url,
+        INTERCOM_BASE_URL=api if isinstance(api, str) else api.base_url,
         INTERCOM_ACCESS_TOKEN=token,
         INTERCOM_CONCURRENCY=str(concurrency),
     )
@@ -126,7 +130,7 @@ def web_backend(api: ServerThread, *, concurrency: int = 2, token: str = TOKEN) 
     assert process.returncode == 0, app.stderr
     assert "Application shutdown complete" in app.stderr, app.stderr
     for output in (app.stdout, app.stderr):
-        for word in FORBIDDEN:
+        for word in LEAKS if failing else LEAKS + FAILURES:
             assert word not in output, output
         assert token not in output
 
@@ -182,6 +186,54 @@ def test_a_refused_token_is_a_502_that_does_not_show_it(api: ServerThread) -> No
         connection.close()
         assert "401" in error
         assert wrong not in error
+
+
+class BreaksAfterPageOne(BaseHTTPRequestHandler):
+    """A list of three pages whose pages 2 and 3 are gone (404) when asked for."""
+
+    def do_GET(self) -> None:
+        query = parse_qs(urlsplit(self.path).query)
+        if query.get("page", ["1"]) != ["1"]:
+            self.answer(404, error_body("not_found", "User Not Found"))
+            return
+        host, port = self.server.server_address[:2]
+        pages = {"type": "pages", "page": 1, "per_page": PER_PAGE, "total_pages": 3}
+        pages["next"] = f"http://{host}:{port}/users?per_page={PER_PAGE}&page=2"
+        users = [{"type": "user", "id": f"u{n}"} for n in range(PER_PAGE)]
+        body = {"type": "user.list", "total_count": 3 * PER_PAGE, "users": users, "pages": pages}
+        self.answer(200, orjson.dumps(body))
+
+    def answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_failure_after_the_first_line_breaks_the_response_off() -> None:
+    api = ThreadingHTTPServer(("127.0.0.1", 0), BreaksAfterPageOne)
+    serving = threading.Thread(target=api.serve_forever, daemon=True)
+    serving.start()
+    try:
+        host, port = api.server_address[:2]
+        with web_backend(f"http://{host}:{port}", failing=True) as app:
+            connection, response = app.get("/users")
+            assert response.status == 200
+            lines = [response.readline() for _ in range(PER_PAGE)]
+            assert ids(orjson.loads(line) for line in lines) == [f"u{n}" for n in range(PER_PAGE)]
+            # No clean end after page 1: the chunked body breaks off.
+            with pytest.raises(http.client.IncompleteRead):
+                response.read()
+            connection.close()
+    finally:
+        api.shutdown()
+        api.server_close()
+    assert "Exception in ASGI application" in app.stderr
+    assert "NotFoundError" in app.stderr
 
 
 def test_a_client_that_goes_away_stops_the_fetch(api: ServerThread) -> None:
