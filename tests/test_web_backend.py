@@ -119,13 +119,18 @@ def web_backend(
     )  # fmt: skip
     assert process.stderr is not None
     app = App(port)
+    started = ""
     try:
         started = read_lines_until(process.stderr, "Uvicorn running on")
         assert "Application startup complete" in started, started
         yield app
     finally:
         process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=30)
+        try:
+            stdout, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # fails the exit code check below
+            process.kill()
+            stdout, stderr = process.communicate()
         app.stdout, app.stderr = stdout, started + stderr
     assert process.returncode == 0, app.stderr
     assert "Application shutdown complete" in app.stderr, app.stderr
