@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,examples]'
 	touch $@
 
 demo: $(VENV)/.installed
@@ -23,8 +23,8 @@ serve: $(VENV)/.installed
 	$(BIN)/asyncfetch serve
 
 check: $(VENV)/.installed-dev
-	$(BIN)/ruff check asyncfetch tests benchmarks
-	$(BIN)/ruff format --check asyncfetch tests benchmarks
+	$(BIN)/ruff check asyncfetch tests benchmarks examples
+	$(BIN)/ruff format --check asyncfetch tests benchmarks examples
 	$(BIN)/mypy
 
 test: check
