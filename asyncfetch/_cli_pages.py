@@ -224,6 +224,8 @@ def run_pages(
         parsed = None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
         raise LineUsageError("URL must be an http:// or https:// URL with a host")
+    if page_param == per_page_param:
+        raise LineUsageError(f"--page-param and --per-page-param are both {page_param!r}")
     params = dict(parsed.query)
     for flag, name in (("--page-param", page_param), ("--per-page-param", per_page_param)):
         if name in params:
