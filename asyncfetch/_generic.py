@@ -26,9 +26,12 @@ checks, failing at once rather than writing the wrong records:
 
 Error responses are read for a ``message`` and a ``code`` (WordPress's
 ``{"code": ..., "message": ...}``, GitHub's ``{"message": ...}``), not for
-Intercom's ``error.list``. Records are handed over as sent: there is no id
-to drop a repeated record by, so a list that changes while it is fetched can
-show one twice (``Listing.changes`` says when the count moved).
+Intercom's ``error.list``; a 403 with ``X-RateLimit-Remaining: 0`` is GitHub's
+spent rate budget, a ``RateLimitError`` waited out like a 429.
+
+Records are handed over as sent: there is no id to drop a repeated record by,
+so a list that changes while it is fetched can show one twice
+(``Listing.changes`` says when the count moved).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from ._engine import ListChanges, Page, ordered_pages
 from ._exceptions import (
     APIError,
     AsyncFetchError,
+    RateLimitError,
     ResponseFormatError,
     ServerError,
     UnsafeURLError,
@@ -59,6 +63,7 @@ from ._exceptions import (
 from ._http import _STATUS_ERRORS, FetchStats, Transport, _retry_after, _snippet
 from ._intercom import Item
 from ._listing import Listing, ListingState
+from ._ratelimit import header_number
 from ._version import __version__
 
 __all__ = ["PageNumbered", "PagesClient"]
@@ -530,6 +535,10 @@ def _error_of(
     if message is None:
         message = _snippet(body) or "no error message"
     cls = ServerError if status >= 500 else _STATUS_ERRORS.get(status, APIError)
+    if status == 403 and header_number(headers.get("X-RateLimit-Remaining")) == 0:
+        # GitHub answers a spent rate budget with 403 (or 429) and Remaining 0
+        # ("Rate limits for the REST API"): wait for the window, like a 429.
+        cls = RateLimitError
     return cls(
         message,
         status=status,

@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import contextlib
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ class RestStats:
         pages: The ``page`` asked for by each request, in order of arrival
             (0 when it was not a whole number).
         authorizations: The ``Authorization`` values received, each once.
+        rate_limited: Requests refused for a spent rate budget.
     """
 
     requests: int = 0
@@ -69,6 +71,7 @@ class RestStats:
     statuses: Counter[int] = field(default_factory=Counter)
     pages: list[int] = field(default_factory=list)
     authorizations: set[str] = field(default_factory=set)
+    rate_limited: int = 0
 
 
 class RestServer:
@@ -222,6 +225,52 @@ class GitHubServer(RestServer):
     default_per_page = 30
     kind = "github"
 
+    def __init__(
+        self,
+        *,
+        items: int = 0,
+        token: str | None = None,
+        latency_ms: float = 0.0,
+        rate_limit: int | None = None,
+        rate_window: int = 3600,
+    ) -> None:
+        """``rate_limit``: requests allowed per ``rate_window`` seconds (windows
+        aligned to the epoch, as ``x-ratelimit-reset`` says them); past it a 403
+        with ``x-ratelimit-remaining: 0``, as GitHub answers ("Rate limits for the
+        REST API"). ``None``: no limit, no rate headers."""
+        super().__init__(items=items, token=token, latency_ms=latency_ms)
+        if rate_limit is not None and (rate_limit < 1 or rate_window < 1):
+            raise ValueError("rate_limit and rate_window must be at least 1")
+        self.rate_limit = rate_limit
+        self.rate_window = rate_window
+        self._window_start = 0
+        self._used = 0
+        self.spent_by_others = 0
+        """The next this many requests find the window spent, as when another client
+        of the same token has spent it: a 403 whatever this client was told."""
+
+    def _rate_headers(self) -> tuple[dict[str, str], bool]:
+        """This request's ``x-ratelimit-*`` headers, and whether it is over the limit."""
+        if self.rate_limit is None:
+            return {}, False
+        start = int(time.time()) // self.rate_window * self.rate_window
+        if start != self._window_start:
+            self._window_start, self._used = start, 0
+        self._used += 1
+        over = self._used > self.rate_limit
+        if self.spent_by_others > 0:
+            self.spent_by_others -= 1
+            self._used -= 1  # not this client's
+            over = True
+        used = self.rate_limit if over else self._used
+        return {
+            "X-RateLimit-Limit": str(self.rate_limit),
+            "X-RateLimit-Remaining": str(self.rate_limit - used),
+            "X-RateLimit-Used": str(used),
+            "X-RateLimit-Reset": str(start + self.rate_window),
+            "X-RateLimit-Resource": "core",
+        }, over
+
     def item(self, number: int) -> dict[str, Any]:
         return {
             "id": 1_000_000 + number,
@@ -249,6 +298,13 @@ class GitHubServer(RestServer):
         return min(super().per_page_of(request) or self.default_per_page, 100)
 
     async def answer(self, request: web.Request, page: int, per_page: int) -> web.Response:
+        rate, over = self._rate_headers()
+        if over:
+            self.stats.rate_limited += 1
+            message = "API rate limit exceeded for user ID 1."
+            docs = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
+            body = {"message": message, "documentation_url": docs}
+            return web.json_response(body, status=403, headers=rate)
         page = max(page, 1)  # GitHub reads page 0 or junk as the first
         pages = self.pages_of(per_page)
         chunk = self.items[(page - 1) * per_page : page * per_page]
@@ -266,7 +322,7 @@ class GitHubServer(RestServer):
                 links += [link(page + 1, "next"), link(pages, "last")]
             if page > 1:
                 links.append(link(1, "first"))
-        headers = {"Link": ", ".join(links)} if links else {}
+        headers = {"Link": ", ".join(links), **rate} if links else rate
         return web.json_response(chunk, headers=headers)
 
 

@@ -403,3 +403,23 @@ def test_cli_url_errors_exit_2(url: str, message: str) -> None:
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert message in line, line
+
+
+@pytest.mark.anyio
+async def test_githubs_rate_budget_is_kept_and_its_403_waited_out() -> None:
+    # 12 pages, 10 requests per 1-second window: the first request finds the
+    # window spent by another client of the token, then the budget runs out.
+    async with (
+        GitHubServer(items=120, rate_limit=10, rate_window=1) as server,
+        PagesClient(base_url=server.base_url, concurrency=4) as client,
+    ):
+        server.spent_by_others = 1
+        got = await fetch_all(client, server.path, GH)
+        stats = client.stats
+    assert got == server.items
+    assert sorted(set(server.stats.pages)) == list(range(1, 13))
+    assert stats.rate_limit_pauses >= 2
+    # The 403 it met was waited out and sent again, never raised.
+    assert server.stats.rate_limited >= 1
+    assert server.stats.statuses[403] == server.stats.rate_limited
+    assert server.stats.requests == 12 + server.stats.rate_limited
