@@ -423,3 +423,19 @@ async def test_githubs_rate_budget_is_kept_and_its_403_waited_out() -> None:
     assert server.stats.rate_limited >= 1
     assert server.stats.statuses[403] == server.stats.rate_limited
     assert server.stats.requests == 12 + server.stats.rate_limited
+
+
+def test_cli_a_refused_header_exits_1_in_one_line_and_is_never_shown(
+    wordpress: WordPressServer,
+) -> None:
+    wrong = f"{TOKEN}-but-wrong"
+    result = run_cli(wordpress.url, *WP_FLAGS, "--header", f"Authorization: Bearer {wrong}", "-vv")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert errors == [
+        "asyncfetch: error: HTTP 401 rest_not_logged_in: You are not currently logged in. "
+        f"(page 1, {wordpress.url}?per_page=10&page=1)"
+    ]
+    assert "GET " in result.stderr  # -vv logged the request, without the header
+    assert TOKEN not in result.stderr
+    assert f"Bearer {wrong}" in wordpress.stats.authorizations  # it was sent, though
