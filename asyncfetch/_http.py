@@ -289,7 +289,7 @@ class Transport:
     ) -> Any:
         session = self._session
         if session is None:
-            raise RuntimeError("the client is not open: use it in 'async with client: ...'")
+            raise RuntimeError("the client is not open: use it as 'async with IntercomClient(...)'")
         budget = self._budget
         async with self._gate:
             left = None if deadline is None else deadline - time.monotonic()
