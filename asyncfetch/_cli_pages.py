@@ -38,7 +38,7 @@ from ._cli_run import (
 )
 from ._config import Retries
 from ._formats import FORMATS, OutputFormat, make_format
-from ._generic import PageNumbered, PagesClient, _secrets_of
+from ._generic import PageNumbered, PagesClient
 from ._sync import ListSpec, OutputLock, plan_targets
 from ._wording import option_message
 
@@ -359,6 +359,18 @@ def _parse_headers(headers: tuple[str, ...]) -> dict[str, str]:
             raise LineUsageError(f"--header {name!r} is given twice")
         parsed[name] = value
     return parsed
+
+
+def _secrets_of(headers: dict[str, str]) -> list[str]:
+    """What to keep out of log lines and the resume command: every ``--header``
+    value, and the credentials of a ``scheme credentials`` one."""
+    secrets = []
+    for value in headers.values():
+        secrets.append(value)
+        credentials = value.partition(" ")[2].strip()
+        if credentials:
+            secrets.append(credentials)
+    return sorted(secrets, key=len, reverse=True)
 
 
 def _again(secrets: list[str], flag: str) -> str:
