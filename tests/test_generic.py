@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from aiohttp import web
@@ -439,3 +440,64 @@ def test_cli_a_refused_header_exits_1_in_one_line_and_is_never_shown(
     assert "GET " in result.stderr  # -vv logged the request, without the header
     assert TOKEN not in result.stderr
     assert f"Bearer {wrong}" in wordpress.stats.authorizations  # it was sent, though
+
+
+@pytest.mark.anyio
+async def test_a_link_header_with_next_but_no_last_is_followed_page_by_page(
+    raw_server: RawServer,
+) -> None:
+    records = [{"id": n} for n in range(25)]
+
+    async def handler(request: web.Request) -> web.Response:
+        page = int(request.query.get("page", "1"))
+        headers = {}
+        if page < 3:
+            headers["Link"] = f'</items?page={page + 1}&per_page=10>; rel="next"'
+        return web.json_response(records[(page - 1) * 10 : page * 10], headers=headers)
+
+    base = await raw_server(handler)
+    async with PagesClient(base_url=base) as client:
+        listing = client.list("items", paging=GH)
+        assert [item async for item in listing] == records
+
+
+# --- the servers answer as the APIs they model ---
+
+
+@pytest.mark.anyio
+async def test_the_wordpress_server_answers_as_the_handbook_says() -> None:
+    async with WordPressServer(items=25) as server, aiohttp.ClientSession() as session:
+        async with session.get(server.url, params={"per_page": "10", "page": "3"}) as last:
+            assert last.status == 200
+            assert (last.headers["X-WP-Total"], last.headers["X-WP-TotalPages"]) == ("25", "3")
+            assert [post["id"] for post in await last.json()] == [5, 4, 3, 2, 1]
+        async with session.get(server.url, params={"page": "4", "per_page": "10"}) as past:
+            assert past.status == 400
+            assert (await past.json())["code"] == "rest_post_invalid_page_number"
+        async with session.get(server.url, params={"per_page": "101"}) as too_many:
+            assert too_many.status == 400
+            assert (await too_many.json())["code"] == "rest_invalid_param"
+        async with session.get(server.url) as default:
+            assert len(await default.json()) == 10  # WordPress's default page size
+
+
+@pytest.mark.anyio
+async def test_the_github_server_answers_as_the_docs_say() -> None:
+    async with GitHubServer(items=95) as server, aiohttp.ClientSession() as session:
+        async with session.get(server.url, params={"per_page": "10", "page": "5"}) as middle:
+            links = middle.headers["Link"].split(", ")
+        rels = [link.rpartition("; ")[2] for link in links]
+        assert rels == ['rel="prev"', 'rel="next"', 'rel="last"', 'rel="first"']
+        assert links[2].startswith(f"<{server.url}?per_page=10&page=10>")
+        async with session.get(server.url, params={"per_page": "10", "page": "10"}) as last:
+            assert [r.rpartition("; ")[2] for r in last.headers["Link"].split(", ")] == [
+                'rel="prev"',
+                'rel="first"',
+            ]
+            assert len(await last.json()) == 5
+        async with session.get(server.url, params={"per_page": "100"}) as one_page:
+            assert "Link" not in one_page.headers  # no Link when one page holds the list
+            assert len(await one_page.json()) == 95
+        async with session.get(server.url, params={"page": "11", "per_page": "10"}) as past:
+            assert past.status == 200
+            assert await past.json() == []
