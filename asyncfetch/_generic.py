@@ -23,6 +23,9 @@ checks, failing at once rather than writing the wrong records:
   ``IncompleteListError``, as the Intercom client's does;
 - a misplaced item path or page count fails on the first page, without
   retries: a retry would get the same body.
+- a resume whose first page the API refuses (WordPress answers a page past
+  the last with a 400) asks page 1: if the list now ends before that page,
+  the resume has nothing left to fetch and ends; else the refusal stands.
 
 Error responses are read for a ``message`` and a ``code`` (WordPress's
 ``{"code": ..., "message": ...}``, GitHub's ``{"message": ...}``), not for
@@ -39,7 +42,7 @@ from __future__ import annotations
 import re
 import weakref
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import quote
@@ -55,6 +58,8 @@ from ._engine import ListChanges, Page, ordered_pages
 from ._exceptions import (
     APIError,
     AsyncFetchError,
+    InvalidRequestError,
+    NotFoundError,
     RateLimitError,
     ResponseFormatError,
     ServerError,
@@ -318,13 +323,24 @@ class NumberedList:
 
     async def fetch_page(self, number: int) -> Page[Item]:
         url = str(self._url)
-        body, headers = await self._transport.get(
-            url,
-            read=_pair,
-            params={**self._params, self._paging.page_param: str(number)},
-            page=number,
-            with_headers=True,
-        )
+        try:
+            body, headers = await self._transport.get(
+                url,
+                read=_pair,
+                params={**self._params, self._paging.page_param: str(number)},
+                page=number,
+                with_headers=True,
+            )
+        except (InvalidRequestError, NotFoundError):
+            if self._first is not None or number == 1:
+                raise
+            # A resume's first page refused: WordPress answers a page past the
+            # last with a 400. Page 1 says whether the list now ends before it.
+            first = await self.fetch_page(1)
+            self._first = None
+            if first.total_pages is None or first.total_pages >= number:
+                raise
+            return replace(first, number=number, items=[], next_url=None)
         return self._page(body, headers, number, url)
 
     async def follow(self, url: str, number: int) -> Page[Item]:

@@ -501,3 +501,37 @@ async def test_the_github_server_answers_as_the_docs_say() -> None:
         async with session.get(server.url, params={"page": "11", "per_page": "10"}) as past:
             assert past.status == 200
             assert await past.json() == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("start", [11, 12])
+async def test_a_resume_past_the_last_page_ends_the_list(start: int) -> None:
+    # Stopped after writing the last page, before the file was put in place:
+    # the resume asks for a page WordPress refuses (400), and the list is done.
+    async with (
+        WordPressServer(items=100) as server,
+        PagesClient(base_url=server.base_url) as client,
+    ):
+        listing = client.list(server.path, paging=WP)
+        pages = [page async for page in listing.pages(start=start)]
+    assert [(page.number, page.items, page.total_pages) for page in pages] == [(start, [], 10)]
+    assert server.stats.pages == [start, 1]
+    assert server.stats.statuses == {400: 1, 200: 1}
+
+
+@pytest.mark.anyio
+async def test_a_refused_page_within_the_list_still_fails(raw_server: RawServer) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        if request.query["page"] == "3":
+            return web.json_response({"code": "nope", "message": "no"}, status=400)
+        return web.json_response([{"id": request.query["page"]}], headers={"X-WP-TotalPages": "5"})
+
+    base = await raw_server(handler)
+    async with PagesClient(base_url=base) as client:
+        paging = PageNumbered(total_pages_header="X-WP-TotalPages")
+        with pytest.raises(APIError, match="HTTP 400 nope: no"):
+            await fetch_all(client, "x", paging)
+        with pytest.raises(APIError, match="HTTP 400 nope: no"):
+            async with client.list("x", paging=paging) as listing:
+                async for _ in listing.pages(start=3):
+                    pass
