@@ -7,6 +7,9 @@ Built first for Intercom's "list users by tag / segment / company" endpoints::
     async with asyncfetch.IntercomClient(token="...") as client:
         async for user in client.users(tag_id="3142"):
             print(user["email"])
+
+and for any other page-numbered JSON API, ``PagesClient`` told by
+``PageNumbered`` where the items and the page count are.
 """
 
 from ._client import DEFAULT_BASE_URL, IntercomClient
@@ -28,6 +31,7 @@ from ._exceptions import (
     TransportError,
     UnsafeURLError,
 )
+from ._generic import PageNumbered, PagesClient
 from ._http import FetchStats
 from ._intercom import Item
 from ._listing import Listing
@@ -49,7 +53,9 @@ __all__ = [
     "NotFoundError",
     "Page",
     "PageLimitError",
+    "PageNumbered",
     "PageSource",
+    "PagesClient",
     "RateLimitError",
     "RequestTimeout",
     "ResponseFormatError",

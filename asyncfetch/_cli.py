@@ -491,6 +491,13 @@ def admins(**options: Any) -> None:
     run_small_list("admins", **options)
 
 
+# --- any page-numbered JSON API (the command lives in _cli_pages.py) ---
+
+from ._cli_pages import pages  # noqa: E402
+
+cli.add_command(pages)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="asyncfetch")

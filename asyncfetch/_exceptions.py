@@ -8,7 +8,7 @@ asyncio escapes the public API (``_http.py`` maps them, in one place)::
     │   ├── InvalidRequestError   400, 422: the request itself is wrong
     │   ├── AuthenticationError   401, 403: bad or missing token, no permission
     │   ├── NotFoundError         404: unknown tag, segment, company or path
-    │   ├── RateLimitError        429: the rate budget is spent
+    │   ├── RateLimitError        429 (GitHub: 403, Remaining 0): the rate budget is spent
     │   └── ServerError           5xx
     ├── TransportError            no HTTP answer at all
     │   ├── ConnectError          refused, reset, DNS, closed keep-alive
@@ -124,7 +124,8 @@ class NotFoundError(APIError):
 
 
 class RateLimitError(APIError):
-    """429: the rate budget of the current window is spent.
+    """429: the rate budget of the current window is spent (also a 403 with
+    ``X-RateLimit-Remaining: 0``, as GitHub says it, from ``PagesClient``).
 
     Also raised, with ``status`` 429 and ``code`` ``"rate_limit_wait"``, before
     a request is sent when the server's budget would make it wait longer than

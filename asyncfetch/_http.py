@@ -34,7 +34,7 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -68,6 +68,10 @@ __all__ = ["FetchStats", "Transport"]
 logger = logging.getLogger("asyncfetch")
 
 R = TypeVar("R")
+
+ErrorReader = Callable[..., "AsyncFetchError"]
+"""``(status, body, headers, *, url, page) -> AsyncFetchError``: how a response
+of status 300 or more becomes an exception (``Transport(errors=...)``)."""
 
 _STATUS_ERRORS: dict[int, type[APIError]] = {
     400: InvalidRequestError,
@@ -114,10 +118,18 @@ class Transport:
         timeout: float | None,
         retries: Retries,
         clock: Callable[[], float] = time.time,
+        secrets: Iterable[str] | None = None,
+        errors: ErrorReader | None = None,
     ) -> None:
         self._headers = dict(headers)
-        # Kept to take it out of anything a response puts into a message.
-        self._token = _token_of(self._headers.get("Authorization", ""))
+        # Kept to take them out of anything a response puts into a message:
+        # by default the Bearer token of Authorization; a generic source names
+        # every secret header value it sends (``_generic.py``).
+        if secrets is None:
+            secrets = (_token_of(self._headers.get("Authorization", "")),)
+        self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        # How an error response becomes an exception: Intercom's error.list by default.
+        self._errors: ErrorReader = errors or _api_error
         self._concurrency = concurrency
         self._rate = rate
         self._clock = clock
@@ -172,6 +184,7 @@ class Transport:
         params: Mapping[str, str] | None = None,
         page: int | None = None,
         retry: bool = True,
+        with_headers: bool = False,
     ) -> R:
         """GET ``url``, parse its JSON body and pass it through ``read``.
 
@@ -180,6 +193,8 @@ class Transport:
         After the last try, its error is raised with ``attempts`` set.
         ``retry=False`` makes one try only (a scroll request: re-sending it
         would skip a batch, so its caller starts the scroll again instead).
+        ``with_headers=True`` hands ``read`` a pair, the parsed body and the
+        response's headers (a page count sent as a header).
         """
         retries = self._retries
         # max_wait bounds the whole request, every wait included.
@@ -187,7 +202,7 @@ class Transport:
         # The first try runs bare: building the retry machinery for every
         # request would cost more CPU than parsing a page.
         try:
-            return read(await self._try(url, params, page, deadline))
+            return read(await self._try(url, params, page, deadline, with_headers))
         except AsyncFetchError as exc:
             self.scrub(exc)
             if not retry or retries.attempts == 1 or self._retry_wait(exc, 1, deadline) is False:
@@ -216,7 +231,7 @@ class Transport:
                         raise failure
                     self._stats.retries += 1
                     try:
-                        return read(await self._try(url, params, page, deadline))
+                        return read(await self._try(url, params, page, deadline, with_headers))
                     except AsyncFetchError as exc:
                         self.scrub(exc)
                         raise
@@ -261,8 +276,7 @@ class Transport:
         """Take the token out of everything an error built from a response says
         (``Listing`` applies it to errors raised outside ``get``, such as a
         ``pages.next`` that is not a URL)."""
-        token = self._token
-        if token:
+        for token in self._secrets:
             _redact_error(exc, token)
 
     async def _try(
@@ -271,6 +285,7 @@ class Transport:
         params: Mapping[str, str] | None,
         page: int | None,
         deadline: float | None,
+        with_headers: bool = False,
     ) -> Any:
         session = self._session
         if session is None:
@@ -322,22 +337,28 @@ class Transport:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "GET %s page=%s -> %d, %d bytes, %.0f ms",
-                _redact(str(answered_url), self._token), page, status, len(body),
+                self._redacted(str(answered_url)), page, status, len(body),
                 (time.perf_counter() - started) * 1000,
             )  # fmt: skip
         if status >= 300:
-            error = _api_error(status, body, headers, url=str(answered_url), page=page)
+            error = self._errors(status, body, headers, url=str(answered_url), page=page)
             if isinstance(error, RateLimitError):
                 self._throttled(error, sequence, headers, deadline)
             raise error
         try:
-            return loads(body)
+            parsed = loads(body)
         except ValueError:
             raise ResponseFormatError(
                 f"HTTP {status} response body is not JSON: {_snippet(body)}",
                 url=str(answered_url),
                 page=page,
             ) from None
+        return (parsed, headers) if with_headers else parsed
+
+    def _redacted(self, text: str) -> str:
+        for token in self._secrets:
+            text = _redact(text, token)
+        return text
 
     def _throttled(
         self,

@@ -7,6 +7,9 @@ Every fenced ``sh`` block of README.md is marked by the HTML comment before it:
   its own;
 * ``<!-- runnable -->``: run here, in document order, in one bash session (an
   ``export`` in one block holds in the next), each command checked;
+* ``<!-- runnable: rest server -->`` and ``<!-- runnable: rest -->``: the same
+  for the section on any page-numbered API, its server a REST-style one and
+  its examples ``sh`` or ``python`` blocks, each run whole;
 * ``<!-- not run by tests/test_readme.py: REASON -->``: not run (a real token,
   minutes of benchmarks, building the virtualenv the tests run in).
 
@@ -37,6 +40,13 @@ from .helpers import read_lines_until
 README = Path(__file__).resolve().parent.parent / "README.md"
 README_PORT = "8000"
 BLOCK = re.compile(r"(?:<!--(?P<mark>[^>]*)-->\n)?```sh\n(?P<body>.*?)```", re.DOTALL)
+# "Any page-numbered JSON API": its own server (a REST-style one), its own examples.
+REST_MARKS = ("runnable: rest server", "runnable: rest")
+REST_PORT = "8001"
+REST_BLOCK = re.compile(
+    r"<!-- (?P<mark>runnable: rest(?: server)?) -->\n```(?P<lang>sh|python)\n(?P<body>.*?)```",
+    re.DOTALL,
+)
 
 
 def blocks() -> list[tuple[str, str]]:
@@ -55,7 +65,7 @@ def test_every_shell_block_says_whether_it_runs() -> None:
     found = blocks()
     assert found, "no ```sh blocks found: has the README's format changed?"
     for mark, body in found:
-        assert mark in ("runnable", "runnable: server") or mark.startswith(
+        assert mark in ("runnable", "runnable: server", *REST_MARKS) or mark.startswith(
             "not run by tests/test_readme.py: "
         ), f"unmarked shell block in README.md:\n{body}"
     marks = [mark for mark, _ in found]
@@ -175,3 +185,50 @@ def test_the_readme_examples_run_against_the_bundled_server(
 
 def jsonl_ids(path: Path) -> list[str]:
     return [orjson.loads(line)["id"] for line in path.read_bytes().splitlines()]
+
+
+def test_the_readme_pages_examples_run_against_a_rest_server(folder: Path) -> None:
+    found = [(m["mark"], m["lang"], m["body"]) for m in REST_BLOCK.finditer(README.read_text())]
+    servers = [body for mark, _, body in found if mark == "runnable: rest server"]
+    examples = [(lang, body) for mark, lang, body in found if mark == "runnable: rest"]
+    assert len(servers) == 1
+    assert [lang for lang, _ in examples] == ["python", "sh"]
+    port = str(free_port())
+    process = subprocess.Popen(
+        shlex.split(servers[0].strip().replace(REST_PORT, port)),
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        banner = read_lines_until(process.stdout, "wp/v2/posts")
+        assert f"http://127.0.0.1:{port}/wp/v2/posts" in banner, banner
+        results = []
+        for lang, body in examples:
+            command = ["bash", "-euo", "pipefail", "-c"] if lang == "sh" else [sys.executable, "-c"]
+            results.append(
+                subprocess.run(
+                    [*command, body.replace(REST_PORT, port)],
+                    cwd=folder,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=False,
+                )
+            )
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    for result in results:
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+    # The server's 250 posts, newest first, as its docstring says it lists them.
+    printed = results[0].stdout.splitlines()
+    assert printed == [f"{n} Post {n}" for n in range(250, 0, -1)]
+    assert [
+        post["id"] for post in map(orjson.loads, (folder / "posts.jsonl").read_bytes().splitlines())
+    ] == list(range(250, 0, -1))
