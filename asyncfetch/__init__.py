@@ -9,9 +9,9 @@ Built first for Intercom's "list users by tag / segment / company" endpoints::
             print(user["email"])
 """
 
-from ._client import DEFAULT_BASE_URL, IntercomClient
 from ._config import Retries
-from ._engine import ListChanges, Page, PageSource, ordered_pages
+from ._core._engine import SWITCHED_TO_SCROLL, ListChanges, Page, PageSource, ordered_pages
+from ._core._listing import Listing
 from ._exceptions import (
     APIError,
     AsyncFetchError,
@@ -28,13 +28,14 @@ from ._exceptions import (
     TransportError,
     UnsafeURLError,
 )
-from ._http import FetchStats
-from ._intercom import Item
-from ._listing import Listing
+from ._http._transport import FetchStats
+from ._intercom._client import DEFAULT_BASE_URL, IntercomClient
+from ._intercom._pages import Item
 from ._version import __version__
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "SWITCHED_TO_SCROLL",
     "APIError",
     "AsyncFetchError",
     "AuthenticationError",

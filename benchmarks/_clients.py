@@ -48,8 +48,8 @@ import orjson
 from yarl import URL
 
 import asyncfetch
-from asyncfetch._http import Transport
-from asyncfetch._intercom import IntercomList
+from asyncfetch._http._transport import Transport
+from asyncfetch._intercom._pages import IntercomList
 
 TOKEN = "bench"
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}

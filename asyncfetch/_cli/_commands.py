@@ -13,7 +13,9 @@ from typing import Any, TypeVar
 
 import click
 
-from ._cli_run import (
+from .. import DEFAULT_BASE_URL, __version__
+from ._formats import FORMATS
+from ._run import (
     LineUsageError,
     cli_errors,
     companies_by,
@@ -22,9 +24,6 @@ from ._cli_run import (
     run_fetch,
     users_by,
 )
-from ._client import DEFAULT_BASE_URL
-from ._formats import FORMATS
-from ._version import __version__
 from ._wording import SERVE_OPTION_FOR_PARAMETER, option_message
 
 __all__ = ["cli", "main"]
@@ -239,7 +238,7 @@ def _faults_epilog() -> str:
     import dataclasses
     import textwrap
 
-    from ._faults import FaultConfig
+    from ..testing import FaultConfig
 
     described: dict[str, str] = {}
     key = ""
@@ -342,8 +341,7 @@ def serve(
     ids to try. Point the CLI at it with INTERCOM_BASE_URL=http://127.0.0.1:PORT
     and any token.
     """
-    from ._faults import FaultConfig
-    from ._server import ServerConfig, run_server
+    from ..testing import FaultConfig, ServerConfig, run_server
 
     try:
         fault_config = FaultConfig.parse(faults)
@@ -462,7 +460,7 @@ def tags(**options: Any) -> None:
 
     A table of id and name on a terminal, JSON Lines otherwise.
     """
-    from ._cli_lists import run_small_list
+    from ._lists import run_small_list
 
     run_small_list("tags", **options)
 
@@ -474,7 +472,7 @@ def segments(**options: Any) -> None:
 
     A table of id, name and who they hold on a terminal, JSON Lines otherwise.
     """
-    from ._cli_lists import run_small_list
+    from ._lists import run_small_list
 
     run_small_list("segments", **options)
 
@@ -486,7 +484,7 @@ def admins(**options: Any) -> None:
 
     A table on a terminal, JSON Lines otherwise.
     """
-    from ._cli_lists import run_small_list
+    from ._lists import run_small_list
 
     run_small_list("admins", **options)
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import anyio
 import click
 
-from ._client import IntercomClient
+from .. import IntercomClient
+from ..testing import IntercomServer, ServerConfig
 from ._export import ExportSummary, export_jsonl
 from ._progress import progress_board
-from ._server import IntercomServer, ServerConfig
 from ._wording import count, times_faster
 
 __all__ = ["run_demo"]

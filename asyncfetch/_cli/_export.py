@@ -7,10 +7,8 @@ from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ._engine import ListChanges, Page
+from .. import Item, ListChanges, Listing, Page
 from ._formats import JsonLines, OutputFormat
-from ._intercom import Item
-from ._listing import Listing
 
 __all__ = ["BinaryWriter", "ExportSummary", "Progress", "export", "export_jsonl"]
 

@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 
 import orjson
 
-from ._json import dumps, dumps_each
+from .._json import dumps, dumps_each
 
 __all__ = ["FORMATS", "Csv", "JsonArray", "JsonLines", "OutputFormat", "make_format"]
 

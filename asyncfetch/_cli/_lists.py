@@ -17,10 +17,9 @@ from typing import Any, Final
 import click
 import orjson
 
-from ._cli_run import cli_errors
-from ._client import IntercomClient
-from ._config import Retries
-from ._intercom import Item
+from .. import IntercomClient, Item
+from .._config import Retries
+from ._run import cli_errors
 from ._wording import count, option_message
 
 __all__ = ["SMALL_LISTS", "run_small_list"]

@@ -34,8 +34,7 @@ from rich.file_proxy import FileProxy
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.text import Text
 
-from ._engine import Page
-from ._http import FetchStats
+from .. import FetchStats, Page
 from ._wording import count
 
 __all__ = ["WAIT_ATTRIBUTE", "OnPage", "ProgressBoard", "progress_board"]

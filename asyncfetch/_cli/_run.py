@@ -1,6 +1,6 @@
 """What a fetching CLI command does: check everything, then run the sync, then report.
 
-Kept apart from ``_cli.py`` (which only declares commands and options) so the
+Kept apart from ``_commands.py`` (which only declares commands and options) so the
 command definitions stay readable in one screen.
 
 Everything a user can get wrong is checked before the first request and
@@ -30,10 +30,10 @@ import click
 import orjson
 import stamina.instrumentation
 
+from .. import IntercomClient
+from .._config import Retries
+from .._exceptions import AsyncFetchError, PageLimitError
 from ._checkpoint import CheckpointMismatch, checkpoint_path
-from ._client import IntercomClient
-from ._config import Retries
-from ._exceptions import AsyncFetchError, PageLimitError
 from ._formats import Csv, OutputFormat, make_format
 from ._progress import progress_board
 from ._sync import (

@@ -31,13 +31,10 @@ from typing import IO, Any
 
 import anyio
 
+from .. import SWITCHED_TO_SCROLL, IntercomClient, Item, ListChanges, Listing, Page
 from ._checkpoint import Checkpoint, checkpoint_path
-from ._client import IntercomClient
-from ._engine import SWITCHED_TO_SCROLL, ListChanges, Page
 from ._export import ExportSummary, Progress, export
 from ._formats import OutputFormat
-from ._intercom import Item
-from ._listing import Listing
 from ._progress import ProgressBoard
 
 __all__ = [

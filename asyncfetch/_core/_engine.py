@@ -26,7 +26,7 @@ from typing import Generic, Protocol, TypeVar
 
 import anyio
 
-from ._exceptions import PageLimitError, ResponseFormatError
+from .._exceptions import PageLimitError, ResponseFormatError
 
 __all__ = ["SWITCHED_TO_SCROLL", "ListChanges", "Page", "PageSource", "ordered_pages"]
 

@@ -18,8 +18,8 @@ from contextlib import aclosing
 from types import TracebackType
 from typing import Generic, TypeVar
 
+from .._exceptions import AsyncFetchError
 from ._engine import ListChanges, Page
-from ._exceptions import AsyncFetchError
 
 __all__ = ["Listing", "ListingState"]
 

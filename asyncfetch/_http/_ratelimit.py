@@ -53,7 +53,7 @@ from collections.abc import Callable, Mapping
 
 import anyio
 
-from ._exceptions import RateLimitError
+from .._exceptions import RateLimitError
 
 logger = logging.getLogger("asyncfetch")
 

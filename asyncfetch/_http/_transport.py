@@ -45,8 +45,8 @@ import stamina
 from aiolimiter import AsyncLimiter
 from multidict import CIMultiDictProxy
 
-from ._config import Retries
-from ._exceptions import (
+from .._config import Retries
+from .._exceptions import (
     APIError,
     AsyncFetchError,
     AuthenticationError,
@@ -60,7 +60,7 @@ from ._exceptions import (
     ServerError,
     TransportError,
 )
-from ._json import loads
+from .._json import loads
 from ._ratelimit import RateBudget, header_number
 
 __all__ = ["FetchStats", "Transport"]

@@ -16,14 +16,14 @@ from urllib.parse import quote
 import anyio
 from yarl import URL
 
-from ._config import Retries, check_positive, check_whole
-from ._engine import SWITCHED_TO_SCROLL, ListChanges, Page, ordered_pages
-from ._exceptions import IncompleteListError, PageLimitError, ResponseFormatError
-from ._http import FetchStats, Transport
-from ._intercom import RECORD_CAP, IntercomList, Item, drop_repeated_ids
-from ._listing import Listing, ListingState
+from .._config import Retries, check_positive, check_whole
+from .._core._engine import SWITCHED_TO_SCROLL, ListChanges, Page, ordered_pages
+from .._core._listing import Listing, ListingState
+from .._exceptions import IncompleteListError, PageLimitError, ResponseFormatError
+from .._http._transport import FetchStats, Transport
+from .._version import __version__
+from ._pages import RECORD_CAP, IntercomList, Item, drop_repeated_ids
 from ._scroll import Scroll, carries
-from ._version import __version__
 
 __all__ = ["DEFAULT_BASE_URL", "IntercomClient"]
 

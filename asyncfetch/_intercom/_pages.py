@@ -11,7 +11,7 @@ page it came on, so the client can go on by the scroll:
 - any page whose ``total_count`` is past the cap (checked before a page that
   would fail is requested);
 - users lists: 400 ``bad_request`` "page limit reached, please use scroll
-  API" (intercom-node#115; recognised in ``_http.py``);
+  API" (intercom-node#115; recognised in ``_errors.py``);
 - ``/contacts``: 400 ``parameter_invalid`` "'page' not found on model"
   (intercom-ruby#274);
 - ``/companies``: a 200 with an empty list, ``total_count: 0`` and
@@ -29,14 +29,14 @@ from typing import Any, Final
 
 from yarl import URL
 
-from ._engine import ListChanges, Page
-from ._exceptions import (
+from .._core._engine import ListChanges, Page
+from .._exceptions import (
     InvalidRequestError,
     PageLimitError,
     ResponseFormatError,
     UnsafeURLError,
 )
-from ._http import Transport
+from .._http._transport import Transport
 
 __all__ = ["RECORD_CAP", "IntercomList", "Item", "drop_repeated_ids", "read_page"]
 

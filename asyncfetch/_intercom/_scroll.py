@@ -35,16 +35,16 @@ from typing import Any
 import anyio
 from yarl import URL
 
-from ._engine import Page
-from ._exceptions import (
+from .._core._engine import Page
+from .._exceptions import (
     APIError,
     AsyncFetchError,
     PageLimitError,
     ResponseFormatError,
     TransportError,
 )
-from ._http import Transport
-from ._intercom import Item
+from .._http._transport import Transport
+from ._pages import Item
 
 __all__ = ["Scroll", "carries"]
 

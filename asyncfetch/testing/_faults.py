@@ -2,7 +2,7 @@
 
 `FaultConfig` says how often each fault happens; `FaultInjector` decides, for
 one list request, which fault (if any) it gets.  This module only decides: the
-server (`asyncfetch._server`) turns a `Fault` into bytes on the wire, using the
+server (`asyncfetch.testing._server`) turns a `Fault` into bytes on the wire, using the
 bodies defined here.
 
 Determinism: each request's decision comes from a `random.Random` seeded with

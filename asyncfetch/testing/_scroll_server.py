@@ -75,7 +75,7 @@ from typing import Final
 
 import orjson
 
-from asyncfetch._workspace import ListKey, Workspace
+from ._workspace import ListKey, Workspace
 
 __all__ = [
     "EXPIRED_MESSAGE",

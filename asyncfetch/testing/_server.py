@@ -31,7 +31,7 @@ default because Intercom does it:
   coordinates.  ``GET /companies?company_id=X`` without ``type`` is the
   company itself (API 1.x "View a Company").
 * The Scroll API past the cap (``/users/scroll``, ``/contacts/scroll``,
-  ``/companies/scroll``; see `asyncfetch._scroll_server`): the cursor lives on
+  ``/companies/scroll``; see `_scroll_server.py`): the cursor lives on
   the server, the same ``scroll_param`` for every batch, as in the
   python-intercom 3.1.0 ``tests/unit``, intercom-ruby ``spec/spec_helper.rb``
   and intercom-node ``test/`` fixtures (``scroll_cursor``); one open scroll
@@ -101,7 +101,7 @@ from typing import Any, Final, NoReturn, Self
 import orjson
 from aiohttp import web
 
-from asyncfetch._faults import (
+from ._faults import (
     BAD_BODY_HTML,
     ERROR_CODES,
     HTML_ERROR_PAGES,
@@ -109,9 +109,8 @@ from asyncfetch._faults import (
     FaultConfig,
     FaultInjector,
 )
-from asyncfetch._scroll_server import SCROLL_KINDS, ScrollError, ScrollRegistry
-from asyncfetch._wording import count
-from asyncfetch._workspace import MAX_USERS, ListKey, Workspace
+from ._scroll_server import SCROLL_KINDS, ScrollError, ScrollRegistry
+from ._workspace import MAX_USERS, ListKey, Workspace
 
 __all__ = [
     "ADVERTISED_RATE_LIMIT",
@@ -164,7 +163,7 @@ class ServerConfig:
 
     Attributes:
         users: Users in the synthetic workspace (0 to 1,000,000); the other
-            collections scale with it, see `asyncfetch._workspace`.
+            collections scale with it, see `_workspace.py`.
         seed: Seed of the workspace; the same ``(users, seed)`` serves the same bytes.
         latency_ms: Fixed delay, in milliseconds, added to every request before
             it is handled (simulates the network and Intercom's own time).
@@ -1096,6 +1095,13 @@ class ServerThread:
             await self.server.stop()
 
 
+def _count(number: int, singular: str, plural: str | None = None) -> str:
+    """``"1 user"``, ``"2 users"``: a copy of the CLI's ``count``, since the
+    server shares no code with the client it stands in front of."""
+    word = singular if number == 1 else (plural or singular + "s")
+    return f"{number} {word}"
+
+
 def startup_text(server: IntercomServer) -> str:
     """What ``asyncfetch serve`` prints once listening: the URL first (scripts read
     it from the first line), then ids to try and how to point the CLI here."""
@@ -1106,16 +1112,16 @@ def startup_text(server: IntercomServer) -> str:
 
     tags = [ws.tags[0], ws.tags[1], ws.tags[-1]] if len(ws.tags) > 2 else list(ws.tags)
     shown_tags = ", ".join(
-        f"{t['id']} {t['name']} ({count(members('tag_id', str(t['id'])), 'user')})" for t in tags
+        f"{t['id']} {t['name']} ({_count(members('tag_id', str(t['id'])), 'user')})" for t in tags
     )
     shown_segments = ", ".join(
-        f"{s['id']} {s['name']} ({count(members('segment_id', str(s['id'])), 'user')})"
+        f"{s['id']} {s['name']} ({_count(members('segment_id', str(s['id'])), 'user')})"
         for s in ws.segments[:2]
     )
     return (
         f"Intercom-compatible server on {server.base_url} "
-        f"({count(len(ws.users), 'user')}, {count(len(ws.companies), 'company', 'companies')}, "
-        f"{count(len(ws.contacts), 'contact')}); Ctrl-C stops it\n"
+        f"({_count(len(ws.users), 'user')}, {_count(len(ws.companies), 'company', 'companies')}, "
+        f"{_count(len(ws.contacts), 'contact')}); Ctrl-C stops it\n"
         f"  tags:     {shown_tags}\n"
         f"  segments: {shown_segments}\n"
         f"  (asyncfetch tags, asyncfetch segments: all of them)\n"

@@ -15,9 +15,9 @@ import orjson
 import pytest
 from aiohttp import web
 
-from asyncfetch._server import ServerConfig, ServerThread
+from asyncfetch.testing._server import ServerConfig, ServerThread
 
-from .helpers import RawServer, error_body, ids, page_body, users_with_tag
+from ..helpers import RawServer, error_body, ids, page_body, users_with_tag
 
 TOKEN = "cli-secret-token-987"
 

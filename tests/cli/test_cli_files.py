@@ -21,11 +21,11 @@ import pytest
 from aiohttp import web
 
 from asyncfetch import IntercomClient
-from asyncfetch._cli_run import _file_stems
-from asyncfetch._server import ServerConfig, ServerThread
-from asyncfetch._workspace import ListKey
+from asyncfetch._cli._run import _file_stems
+from asyncfetch.testing._server import ServerConfig, ServerThread
+from asyncfetch.testing._workspace import ListKey
 
-from .helpers import RawServer, error_body, ids, users_with_tag
+from ..helpers import RawServer, error_body, ids, users_with_tag
 
 TOKEN = "files-token-4242"
 SCRIPT = str(Path(sys.executable).with_name("asyncfetch"))

@@ -28,13 +28,13 @@ import pytest
 from rich.console import Console
 
 from asyncfetch import IntercomClient
-from asyncfetch._cli import cli
-from asyncfetch._faults import FaultConfig
-from asyncfetch._progress import progress_board
-from asyncfetch._server import IntercomServer, ServerConfig, ServerThread
-from asyncfetch._wording import times_faster
+from asyncfetch._cli._commands import cli
+from asyncfetch._cli._progress import progress_board
+from asyncfetch._cli._wording import times_faster
+from asyncfetch.testing._faults import FaultConfig
+from asyncfetch.testing._server import IntercomServer, ServerConfig, ServerThread
 
-from .helpers import ids, read_lines_until, users_with_tag
+from ..helpers import ids, read_lines_until, users_with_tag
 
 TOKEN = "first-hour-token-4242"
 ASYNCFETCH = str(Path(sys.executable).with_name("asyncfetch"))

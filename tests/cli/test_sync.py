@@ -22,9 +22,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from asyncfetch._server import ServerConfig, ServerThread
+from asyncfetch.testing._server import ServerConfig, ServerThread
 
-from .helpers import ids, scroll_order, users_with_tag
+from ..helpers import ids, scroll_order, users_with_tag
 
 TOKEN = "sync-token-31337"
 PAGES = 200  # users=2000 at --per-page 10

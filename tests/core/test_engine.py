@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from asyncfetch import Page, ordered_pages
 
-from .helpers import TaskWatch
+from ..helpers import TaskWatch
 
 pytestmark = pytest.mark.anyio
 

@@ -28,7 +28,7 @@ from asyncfetch import (
     UnsafeURLError,
 )
 
-from .helpers import RawServer, error_body, page_body
+from ..helpers import RawServer, error_body, page_body
 
 pytestmark = pytest.mark.anyio
 

@@ -23,12 +23,12 @@ import stamina
 from aiohttp import web
 
 from asyncfetch import IntercomClient, RateLimitError, Retries
-from asyncfetch._faults import ODD_HEADER_VALUES, FaultConfig
-from asyncfetch._http import _retry_after
-from asyncfetch._ratelimit import RateBudget, header_number
-from asyncfetch._server import IntercomServer
+from asyncfetch._http._ratelimit import RateBudget, header_number
+from asyncfetch._http._transport import _retry_after
+from asyncfetch.testing._faults import ODD_HEADER_VALUES, FaultConfig
+from asyncfetch.testing._server import IntercomServer
 
-from .helpers import MakeServer, RawServer, error_body, ids, page_body
+from ..helpers import MakeServer, RawServer, error_body, ids, page_body
 
 pytestmark = pytest.mark.anyio
 
@@ -235,7 +235,7 @@ async def test_retry_after_0_does_not_turn_backoff_off(make_server: MakeServer) 
 
 async def test_the_wait_before_a_retry_is_the_longer_of_backoff_and_retry_after() -> None:
     from asyncfetch._exceptions import ServerError
-    from asyncfetch._http import Transport
+    from asyncfetch._http._transport import Transport
 
     transport = Transport(
         headers={}, concurrency=1, rate=None, timeout=None,

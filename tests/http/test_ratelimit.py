@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from asyncfetch._ratelimit import RateBudget
+from asyncfetch._http._ratelimit import RateBudget
 
 pytestmark = pytest.mark.anyio
 

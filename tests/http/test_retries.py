@@ -27,7 +27,7 @@ from asyncfetch import (
     ServerError,
 )
 
-from .helpers import RawServer, error_body, page_body
+from ..helpers import RawServer, error_body, page_body
 
 pytestmark = pytest.mark.anyio
 

@@ -9,9 +9,9 @@ import anyio
 import pytest
 
 from asyncfetch import IntercomClient, Listing
-from asyncfetch._server import IntercomServer
+from asyncfetch.testing._server import IntercomServer
 
-from .helpers import MakeServer, TaskWatch, ids, users_with_tag
+from ..helpers import MakeServer, TaskWatch, ids, users_with_tag
 
 pytestmark = pytest.mark.anyio
 

@@ -16,10 +16,10 @@ import pytest
 from aiohttp import web
 
 from asyncfetch import IntercomClient
-from asyncfetch._formats import make_format
-from asyncfetch._server import IntercomServer
+from asyncfetch._cli._formats import make_format
+from asyncfetch.testing._server import IntercomServer
 
-from .helpers import MakeServer, RawServer
+from ..helpers import MakeServer, RawServer
 
 pytestmark = pytest.mark.anyio
 

@@ -33,11 +33,11 @@ from asyncfetch import (
     Retries,
     TransportError,
 )
-from asyncfetch._faults import FaultConfig
-from asyncfetch._server import IntercomServer
-from asyncfetch._workspace import ListKey
+from asyncfetch.testing._faults import FaultConfig
+from asyncfetch.testing._server import IntercomServer
+from asyncfetch.testing._workspace import ListKey
 
-from .helpers import MakeServer, RawServer, ids, scroll_order
+from ..helpers import MakeServer, RawServer, ids, scroll_order
 
 pytestmark = pytest.mark.anyio
 

@@ -11,10 +11,10 @@ from collections import Counter
 import pytest
 
 from asyncfetch import IntercomClient, PageLimitError, Retries
-from asyncfetch._faults import FaultConfig
-from asyncfetch._server import IntercomServer
+from asyncfetch.testing._faults import FaultConfig
+from asyncfetch.testing._server import IntercomServer
 
-from .helpers import MakeServer, ids, scroll_order, users_with_tag
+from ..helpers import MakeServer, ids, scroll_order, users_with_tag
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from asyncfetch import IntercomClient, NotFoundError, Retries
-from asyncfetch._server import IntercomServer
+from asyncfetch.testing._server import IntercomServer
 
 pytestmark = pytest.mark.anyio
 

@@ -21,9 +21,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from asyncfetch._faults import ERROR_CODES, FAULT_KINDS, FaultConfig, FaultInjector
-from asyncfetch._server import IntercomServer, ServerConfig
-from asyncfetch._workspace import ListKey
+from asyncfetch.testing._faults import ERROR_CODES, FAULT_KINDS, FaultConfig, FaultInjector
+from asyncfetch.testing._server import IntercomServer, ServerConfig
+from asyncfetch.testing._workspace import ListKey
 
 pytestmark = pytest.mark.anyio
 

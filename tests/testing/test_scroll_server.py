@@ -18,12 +18,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from asyncfetch._faults import FaultConfig
-from asyncfetch._scroll_server import EXPIRED_MESSAGE, SCROLL_EXISTS_MESSAGE
-from asyncfetch._server import CAP_MESSAGE, IntercomServer, ServerConfig
-from asyncfetch._workspace import ListKey
+from asyncfetch.testing._faults import FaultConfig
+from asyncfetch.testing._scroll_server import EXPIRED_MESSAGE, SCROLL_EXISTS_MESSAGE
+from asyncfetch.testing._server import CAP_MESSAGE, IntercomServer, ServerConfig
+from asyncfetch.testing._workspace import ListKey
 
-from .helpers import MakeServer, ids
+from ..helpers import MakeServer, ids
 
 pytestmark = pytest.mark.anyio
 

@@ -26,7 +26,7 @@ import pytest
 from intercom import errors as intercom_errors  # type: ignore[import-untyped]
 from intercom.client import Client  # type: ignore[import-untyped]
 
-from asyncfetch._server import (
+from asyncfetch.testing._server import (
     ADVERTISED_RATE_LIMIT,
     CAP_MESSAGE,
     CONTACTS_CAP_MESSAGE,
@@ -34,7 +34,7 @@ from asyncfetch._server import (
     ServerConfig,
     ServerThread,
 )
-from asyncfetch._workspace import ListKey, Workspace
+from asyncfetch.testing._workspace import ListKey, Workspace
 
 pytestmark = pytest.mark.anyio
 
@@ -626,7 +626,7 @@ def test_server_thread_reports_a_failed_start() -> None:
 
 
 def test_run_server_prints_its_url_and_stops_on_ctrl_c() -> None:
-    code = "from asyncfetch._server import *; run_server(ServerConfig(users=10), port=0)"
+    code = "from asyncfetch.testing._server import *; run_server(ServerConfig(users=10), port=0)"
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
