@@ -1,4 +1,4 @@
-"""The HTTP layer: one aiohttp session, the concurrency gate, rate limits, retries.
+"""The HTTP transport: one aiohttp session, the concurrency gate, rate limits, retries.
 
 Everything a client fetches goes through one ``Transport``, so every list of
 a client shares one connection pool, one concurrency bound and one rate
@@ -18,6 +18,12 @@ later request of the client for good.
 ``Retry-After``, a rate-limit pause) is weighed against what is left of it,
 and one that would overrun fails the request at once. ``Retry-After`` is a
 minimum, never a reason to retry sooner than the backoff.
+
+It knows no particular API: what an error body says (a code, a message, a
+request id, or that the answer means something else entirely, such as
+Intercom's "page limit reached") is read by the ``decode_error`` the API's
+layer hands in (``_intercom/_errors.py`` for Intercom); without one, an
+error's message is the start of its body.
 
 Bodies are parsed by ``_json.loads`` (orjson, or the standard library for a
 body with an integer wider than 64 bits), and the token is taken out of every
@@ -40,7 +46,6 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
-import orjson
 import stamina
 from aiolimiter import AsyncLimiter
 from multidict import CIMultiDictProxy
@@ -53,7 +58,6 @@ from .._exceptions import (
     ConnectError,
     InvalidRequestError,
     NotFoundError,
-    PageLimitError,
     RateLimitError,
     RequestTimeout,
     ResponseFormatError,
@@ -63,7 +67,7 @@ from .._exceptions import (
 from .._json import loads
 from ._ratelimit import RateBudget, header_number
 
-__all__ = ["FetchStats", "Transport"]
+__all__ = ["ErrorDecoder", "ErrorReport", "FetchStats", "Transport", "body_snippet"]
 
 logger = logging.getLogger("asyncfetch")
 
@@ -78,7 +82,26 @@ _STATUS_ERRORS: dict[int, type[APIError]] = {
     429: RateLimitError,
 }
 _RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
-_PAGE_LIMIT_MESSAGE = "page limit reached"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReport:
+    """What an error response's body says, as an API's ``decode_error`` read it;
+    ``None`` for what it does not say (the message then is the body's start)."""
+
+    message: str | None = None
+    code: str | None = None
+    request_id: str | None = None
+
+
+ErrorDecoder = Callable[[int, bytes], "ErrorReport | AsyncFetchError"]
+"""Reads an error response (its status and body) for ``Transport``: an
+``ErrorReport``, or an error to raise instead of the status's own (the
+transport sets its ``url`` and ``page``). Never raises."""
+
+
+def _no_decoder(status: int, body: bytes) -> ErrorReport:
+    return ErrorReport()
 
 
 @dataclass(slots=True)
@@ -102,7 +125,9 @@ class Transport:
     pool is sized to match, so no request queues for a connection);
     ``rate`` (requests per second, ``None`` for no cap) paces their start;
     ``timeout`` (seconds, ``None`` for none) bounds each try from sending it
-    to reading its whole body; ``retries`` says what is retried and how.
+    to reading its whole body; ``retries`` says what is retried and how;
+    ``decode_error`` reads what an error response's body says (see
+    ``ErrorDecoder``).
     """
 
     def __init__(
@@ -113,9 +138,14 @@ class Transport:
         rate: float | None,
         timeout: float | None,
         retries: Retries,
+        decode_error: ErrorDecoder = _no_decoder,
+        owner: str = "Transport",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._headers = dict(headers)
+        self._decode_error = decode_error
+        # Named in the error for a request sent before open: what the user opens.
+        self._owner = owner
         # Kept to take it out of anything a response puts into a message.
         self._token = _token_of(self._headers.get("Authorization", ""))
         self._concurrency = concurrency
@@ -138,8 +168,6 @@ class Transport:
         self._gate = asyncio.Semaphore(self._concurrency)
         self._limiter = _limiter_for(self._rate)
         self._budget = RateBudget(clock=self._clock)
-        # Intercom allows one scroll open per workspace: this client's take turns.
-        self.scroll_lock = asyncio.Lock()
 
     async def open(self) -> None:
         if self._session is not None:
@@ -274,7 +302,7 @@ class Transport:
     ) -> Any:
         session = self._session
         if session is None:
-            raise RuntimeError("the client is not open: use it as 'async with IntercomClient(...)'")
+            raise RuntimeError(f"the client is not open: use it as 'async with {self._owner}(...)'")
         budget = self._budget
         async with self._gate:
             left = None if deadline is None else deadline - time.monotonic()
@@ -326,7 +354,7 @@ class Transport:
                 (time.perf_counter() - started) * 1000,
             )  # fmt: skip
         if status >= 300:
-            error = _api_error(status, body, headers, url=str(answered_url), page=page)
+            error = self._api_error(status, body, headers, url=str(answered_url), page=page)
             if isinstance(error, RateLimitError):
                 self._throttled(error, sequence, headers, deadline)
             raise error
@@ -334,10 +362,34 @@ class Transport:
             return loads(body)
         except ValueError:
             raise ResponseFormatError(
-                f"HTTP {status} response body is not JSON: {_snippet(body)}",
+                f"HTTP {status} response body is not JSON: {body_snippet(body)}",
                 url=str(answered_url),
                 page=page,
             ) from None
+
+    def _api_error(
+        self,
+        status: int,
+        body: bytes,
+        headers: CIMultiDictProxy[str],
+        *,
+        url: str,
+        page: int | None,
+    ) -> AsyncFetchError:
+        decoded = self._decode_error(status, body)
+        if isinstance(decoded, AsyncFetchError):
+            decoded.url, decoded.page = url, page
+            return decoded
+        cls = ServerError if status >= 500 else _STATUS_ERRORS.get(status, APIError)
+        return cls(
+            decoded.message or body_snippet(body) or "no error message",
+            status=status,
+            code=decoded.code,
+            request_id=decoded.request_id,
+            retry_after=_retry_after(headers),
+            url=url,
+            page=page,
+        )
 
     def _throttled(
         self,
@@ -455,42 +507,7 @@ def _redact_error(exc: AsyncFetchError, token: str) -> None:
             exc.request_id = _redact(exc.request_id, token)
 
 
-def _api_error(
-    status: int, body: bytes, headers: CIMultiDictProxy[str], *, url: str, page: int | None
-) -> AsyncFetchError:
-    code = request_id = message = None
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        payload = None
-    if isinstance(payload, dict) and payload.get("type") == "error.list":
-        request_id = payload.get("request_id")
-        errors = payload.get("errors")
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            # Older payloads carry the code under "type" instead of "code".
-            code = errors[0].get("code") or errors[0].get("type")
-            message = errors[0].get("message")
-    if not message:
-        message = _snippet(body) or "no error message"
-    if status == 400 and _PAGE_LIMIT_MESSAGE in str(message).lower():
-        return PageLimitError(
-            f"the API stopped page-numbered listing: {message}; "
-            "Intercom lists at most 10,000 records by page (use the Scroll API past that)",
-            url=url,
-            page=page,
-        )
-    cls = ServerError if status >= 500 else _STATUS_ERRORS.get(status, APIError)
-    return cls(
-        str(message),
-        status=status,
-        code=str(code) if code else None,
-        request_id=str(request_id) if request_id else None,
-        retry_after=_retry_after(headers),
-        url=url,
-        page=page,
-    )
-
-
-def _snippet(body: bytes, limit: int = 80) -> str:
+def body_snippet(body: bytes, limit: int = 80) -> str:
+    """The start of ``body`` on one line, for a message about a response."""
     text = body[:limit].decode("utf-8", "replace").strip()
     return " ".join(text.split()) + ("…" if len(body) > limit else "")

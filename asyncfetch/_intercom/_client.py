@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import ipaddress
 import logging
@@ -22,6 +23,7 @@ from .._core._listing import Listing, ListingState
 from .._exceptions import IncompleteListError, PageLimitError, ResponseFormatError
 from .._http._transport import FetchStats, Transport
 from .._version import __version__
+from ._errors import decode_error
 from ._pages import RECORD_CAP, IntercomList, Item, drop_repeated_ids
 from ._scroll import Scroll, carries
 
@@ -142,7 +144,11 @@ class IntercomClient:
             rate=rate,
             timeout=timeout,
             retries=retries or Retries(),
+            decode_error=decode_error,
+            owner="IntercomClient",
         )
+        # Intercom allows one scroll open per workspace: this client's take turns.
+        self._scroll_lock = asyncio.Lock()
         # Held weakly: a listing nobody iterates any more is closed when dropped.
         self._open: weakref.WeakSet[ListingState[Item]] = weakref.WeakSet()
 
@@ -159,6 +165,8 @@ class IntercomClient:
 
     async def __aenter__(self) -> IntercomClient:
         await self._transport.open()
+        # Made anew on each open, like the transport's gate: it binds to the loop it runs in.
+        self._scroll_lock = asyncio.Lock()
         return self
 
     async def __aexit__(
@@ -330,7 +338,8 @@ class IntercomClient:
             kept = keep
             if kept is not None and inspect.iscoroutinefunction(kept):
                 kept = await kept()
-            scroller = Scroll(transport=transport, sources=sources, keep=kept)  # type: ignore[arg-type]
+            lock = self._scroll_lock
+            scroller = Scroll(transport=transport, lock=lock, sources=sources, keep=kept)  # type: ignore[arg-type]
             async with aclosing(
                 scroller.pages(start=start, skip=skip, first_number=first_number)
             ) as pages:

@@ -25,6 +25,7 @@ a short backoff.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
@@ -89,6 +90,8 @@ class Scroll:
     (all when ``None``). ``sources`` pairs each scroll URL with its items key."""
 
     transport: Transport
+    lock: asyncio.Lock
+    """Held for the whole walk: Intercom allows one open scroll per workspace."""
     sources: tuple[tuple[URL, str], ...]
     keep: Callable[[Item], bool] | None = None
 
@@ -102,7 +105,7 @@ class Scroll:
         already handed over (by page-numbered listing before the switch):
         those records are left out.
         """
-        async with self.transport.scroll_lock:
+        async with self.lock:
             seen: set[Any] = set(skip) if skip else set()
             # Pages handed over, across restarts and sources: numbers stay consecutive.
             yielded = [first_number - 1]
