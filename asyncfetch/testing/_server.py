@@ -651,6 +651,11 @@ class IntercomServer:
         await self.stop()
 
     @property
+    def token(self) -> str:
+        """A token the server accepts: ``config.token``, or ``"any-token"`` when any is."""
+        return self.config.token or "any-token"
+
+    @property
     def base_url(self) -> str:
         """``http://host:port`` of the running server, without a trailing slash."""
         if self._base_url is None:
@@ -1019,6 +1024,11 @@ class ServerThread:
         self._stop_event: asyncio.Event | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+
+    @property
+    def token(self) -> str:
+        """A token the server accepts: ``config.token``, or ``"any-token"`` when any is."""
+        return self.config.token or "any-token"
 
     @property
     def base_url(self) -> str:
