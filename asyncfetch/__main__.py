@@ -1,5 +1,5 @@
 """``python -m asyncfetch``."""
 
-from ._cli._commands import main
+from ._cli import main
 
 main()
