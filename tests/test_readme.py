@@ -10,7 +10,11 @@ Every fenced ``sh`` block of README.md is marked by the HTML comment before it:
 * ``<!-- not run by tests/test_readme.py: REASON -->``: not run (a real token,
   minutes of benchmarks, building the virtualenv the tests run in).
 
-An unmarked block fails the test: a new example either runs here or says why
+A ``python`` block marked ``<!-- runnable: pytest -->`` is a test file of a
+user's own: written to a folder of its own and run there by pytest in a
+subprocess (warnings as errors), which must find its tests and pass them all.
+
+An unmarked shell block fails the test: a new example either runs here or says why
 not. The only change made to the text is the one the README offers: another
 port than 8000 (this test takes a free one).
 """
@@ -37,6 +41,7 @@ from .helpers import read_lines_until
 README = Path(__file__).resolve().parent.parent / "README.md"
 README_PORT = "8000"
 BLOCK = re.compile(r"(?:<!--(?P<mark>[^>]*)-->\n)?```sh\n(?P<body>.*?)```", re.DOTALL)
+PYTEST_BLOCK = re.compile(r"<!-- runnable: pytest -->\n```python\n(?P<body>.*?)```", re.DOTALL)
 
 
 def blocks() -> list[tuple[str, str]]:
@@ -175,3 +180,27 @@ def test_the_readme_examples_run_against_the_bundled_server(
 
 def jsonl_ids(path: Path) -> list[str]:
     return [orjson.loads(line)["id"] for line in path.read_bytes().splitlines()]
+
+
+def test_the_readmes_pytest_examples_pass(tmp_path: Path) -> None:
+    examples = [m["body"] for m in PYTEST_BLOCK.finditer(README.read_text())]
+    assert examples, "no <!-- runnable: pytest --> block: has the README's format changed?"
+    for n, example in enumerate(examples, 1):
+        folder = tmp_path / f"example-{n}"
+        folder.mkdir()
+        (folder / "test_example.py").write_text(example)
+        tests = example.count("\ndef test_") + example.count("\nasync def test_")
+        assert tests >= 1
+        environment = {
+            k: v for k, v in os.environ.items() if not k.startswith(("INTERCOM_", "PYTEST_"))
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-W", "error", "-p", "no:cacheprovider",
+             "test_example.py"],
+            cwd=folder, env=environment, capture_output=True, text=True, timeout=100, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        # The fixture came from the installed plugin: the file neither defines nor imports it.
+        assert "intercom_server" in example
+        assert "pytest_plugin" not in example
+        assert f"{tests} passed" in result.stdout, result.stdout
