@@ -29,7 +29,7 @@ from ..helpers import RawServer, error_body, ids, users_with_tag
 
 TOKEN = "files-token-4242"
 SCRIPT = str(Path(sys.executable).with_name("asyncfetch"))
-README = Path(__file__).parent.parent / "README.md"
+README = Path(__file__).parents[2] / "README.md"
 
 
 @pytest.fixture(scope="module")
