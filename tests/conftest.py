@@ -54,7 +54,7 @@ def no_retry_backoff() -> Iterator[None]:
 from collections.abc import Awaitable, Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
-from asyncfetch.testing._server import IntercomServer, ServerConfig  # noqa: E402
+from asyncfetch.testing import IntercomServer, ServerConfig  # noqa: E402
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from typing import IO, Any
 import orjson
 from aiohttp import web
 
-from asyncfetch.testing._server import IntercomServer
-from asyncfetch.testing._workspace import Workspace
+from asyncfetch.testing import IntercomServer, Workspace
 
 MakeServer = Callable[..., Awaitable[IntercomServer]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -34,7 +34,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from asyncfetch.testing._workspace import ListKey, Workspace
+from asyncfetch.testing import ListKey, Workspace
 
 from .helpers import read_lines_until
 

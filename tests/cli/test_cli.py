@@ -15,7 +15,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from asyncfetch.testing._server import ServerConfig, ServerThread
+from asyncfetch.testing import ServerConfig, ServerThread
 
 from ..helpers import RawServer, error_body, ids, page_body, users_with_tag
 

@@ -22,8 +22,7 @@ from aiohttp import web
 
 from asyncfetch import IntercomClient
 from asyncfetch._cli._run import _file_stems
-from asyncfetch.testing._server import ServerConfig, ServerThread
-from asyncfetch.testing._workspace import ListKey
+from asyncfetch.testing import ListKey, ServerConfig, ServerThread
 
 from ..helpers import RawServer, error_body, ids, users_with_tag
 

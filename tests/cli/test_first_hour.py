@@ -31,8 +31,7 @@ from asyncfetch import IntercomClient
 from asyncfetch._cli._commands import cli
 from asyncfetch._cli._progress import progress_board
 from asyncfetch._cli._wording import times_faster
-from asyncfetch.testing._faults import FaultConfig
-from asyncfetch.testing._server import IntercomServer, ServerConfig, ServerThread
+from asyncfetch.testing import FaultConfig, IntercomServer, ServerConfig, ServerThread
 
 from ..helpers import ids, read_lines_until, users_with_tag
 

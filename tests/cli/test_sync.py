@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from asyncfetch.testing._server import ServerConfig, ServerThread
+from asyncfetch.testing import ServerConfig, ServerThread
 
 from ..helpers import ids, scroll_order, users_with_tag
 

@@ -25,8 +25,8 @@ from aiohttp import web
 from asyncfetch import IntercomClient, RateLimitError, Retries
 from asyncfetch._http._ratelimit import RateBudget, header_number
 from asyncfetch._http._transport import _retry_after
+from asyncfetch.testing import IntercomServer
 from asyncfetch.testing._faults import ODD_HEADER_VALUES, FaultConfig
-from asyncfetch.testing._server import IntercomServer
 
 from ..helpers import MakeServer, RawServer, error_body, ids, page_body
 

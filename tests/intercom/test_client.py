@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from asyncfetch import IntercomClient, Listing
-from asyncfetch.testing._server import IntercomServer
+from asyncfetch.testing import IntercomServer
 
 from ..helpers import MakeServer, TaskWatch, ids, users_with_tag
 

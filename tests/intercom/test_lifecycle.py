@@ -17,7 +17,7 @@ from aiohttp import web
 
 from asyncfetch import IntercomClient
 from asyncfetch._cli._formats import make_format
-from asyncfetch.testing._server import IntercomServer
+from asyncfetch.testing import IntercomServer
 
 from ..helpers import MakeServer, RawServer
 

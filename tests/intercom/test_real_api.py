@@ -33,9 +33,7 @@ from asyncfetch import (
     Retries,
     TransportError,
 )
-from asyncfetch.testing._faults import FaultConfig
-from asyncfetch.testing._server import IntercomServer
-from asyncfetch.testing._workspace import ListKey
+from asyncfetch.testing import FaultConfig, IntercomServer, ListKey
 
 from ..helpers import MakeServer, RawServer, ids, scroll_order
 

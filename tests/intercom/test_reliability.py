@@ -11,8 +11,7 @@ from collections import Counter
 import pytest
 
 from asyncfetch import IntercomClient, PageLimitError, Retries
-from asyncfetch.testing._faults import FaultConfig
-from asyncfetch.testing._server import IntercomServer
+from asyncfetch.testing import FaultConfig, IntercomServer
 
 from ..helpers import MakeServer, ids, scroll_order, users_with_tag
 

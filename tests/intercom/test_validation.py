@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from asyncfetch import IntercomClient, NotFoundError, Retries
-from asyncfetch.testing._server import IntercomServer
+from asyncfetch.testing import IntercomServer
 
 pytestmark = pytest.mark.anyio
 
