@@ -212,7 +212,7 @@ class IntercomClient:
                 "pass tag_id or segment_id, not both: the Intercom API cannot combine them"
             )
         filters = _filters(tag_id=tag_id, segment_id=segment_id)
-        return self._list(
+        return self._capped(
             ("users",),
             "users",
             filters,
@@ -236,9 +236,11 @@ class IntercomClient:
         if id is not None:
             company = _check_id("id", id)
             keep = carries("companies", "id", company)
-            return self._list(("companies", company, "users"), "users", {}, keep=keep, over=_PEOPLE)
+            return self._capped(
+                ("companies", company, "users"), "users", {}, keep=keep, over=_PEOPLE
+            )
         filters = _filters(company_id=company_id)
-        return self._list(
+        return self._capped(
             ("companies",),
             "users",
             {**filters, "type": "user"},
@@ -255,23 +257,23 @@ class IntercomClient:
                 "pass tag_id or segment_id, not both: the Intercom API cannot combine them"
             )
         filters = _filters(tag_id=tag_id, segment_id=segment_id)
-        return self._list(("companies",), "companies", filters, keep=_keeper(filters))
+        return self._capped(("companies",), "companies", filters, keep=_keeper(filters))
 
     def contacts(self) -> Listing[Item]:
         """Leads (``GET /contacts``)."""
-        return self._list(("contacts",), "contacts", {})
+        return self._capped(("contacts",), "contacts", {})
 
     def tags(self) -> Listing[Item]:
         """Tags (``GET /tags``); one response, no pages."""
-        return self._list(("tags",), "tags", {}, paged=False)
+        return self._whole("tags")
 
     def segments(self) -> Listing[Item]:
         """Segments (``GET /segments``); one response, no pages."""
-        return self._list(("segments",), "segments", {}, paged=False)
+        return self._whole("segments")
 
     def admins(self) -> Listing[Item]:
         """Admins (``GET /admins``); one response, no pages."""
-        return self._list(("admins",), "admins", {}, paged=False)
+        return self._whole("admins")
 
     def _company_member(self, company_id: str) -> Callable[[], Awaitable[Callable[[Item], bool]]]:
         """The scroll filter for a company named by your own ``company_id``.
@@ -294,42 +296,112 @@ class IntercomClient:
 
         return resolve
 
-    def _list(
+    # One constructor per kind of list: sent whole in one response; page-numbered,
+    # going on by the scroll past the cap (or not: scroll=False); the scroll alone.
+
+    def _whole(self, name: str) -> Listing[Item]:
+        """A list the API sends whole in one response (``tags``, ``segments``,
+        ``admins``): no pages, no record cap, no scroll, no count to check."""
+        source = IntercomList(
+            transport=self._transport,
+            url=self._url((name,)),
+            items_key=name,
+            params={},
+            record_cap=None,
+        )
+        window = self._window
+        changes = ListChanges()
+
+        def start(first: int) -> AsyncGenerator[Page[Item], None]:
+            return ordered_pages(source, window=window, changes=changes, start=first)
+
+        return self._listing(start, changes)
+
+    def _capped(
         self,
         path: tuple[str, ...],
         items_key: str,
         filters: dict[str, str],
         *,
-        paged: bool = True,
         scroll: bool | None = None,
         over: tuple[str, ...] | None = None,
-        keep: Callable[[Item], bool]
-        | Callable[[], Awaitable[Callable[[Item], bool]]]
-        | None = None,
+        keep: Keep | None = None,
     ) -> Listing[Item]:
-        """A listing of ``path``; past the record cap (or with ``scroll=True``) a
-        scroll over the collections ``over`` (default: ``path[0]``) one after the
-        other, kept to ``keep`` (a filter, or an async function that makes one)."""
+        """A list under the 10,000-record cap of page-numbered listing, as
+        ``scroll`` says (see ``users``): the pages, then the scroll past the cap
+        (``None``); the pages alone (``False``); the scroll alone (``True``). The
+        scroll walks the collections ``over`` (default: ``path[0]``) one after the
+        other, keeping what ``keep`` accepts."""
         if scroll not in (None, True, False):
             raise ValueError(f"scroll must be None (past the cap), True or False, got {scroll!r}")
-        url = self._base_url.joinpath(*(quote(part, safe="") for part in path), encoded=True)
+        changes = ListChanges()
+        url = str(self._url(path))
+        scrolled = None if scroll is False else self._scrolled(changes, over or (path[0],), keep)
+        if scrolled is not None and scroll:
+            return self._scroll_only(scrolled, changes, url=url, filtered=keep is not None)
+        return self._paged(
+            path, items_key, filters, changes, then=scrolled, filtered=keep is not None
+        )
+
+    def _paged(
+        self,
+        path: tuple[str, ...],
+        items_key: str,
+        filters: dict[str, str],
+        changes: ListChanges,
+        *,
+        then: Callable[..., AsyncGenerator[Page[Item], None]] | None,
+        filtered: bool,
+    ) -> Listing[Item]:
+        """The pages of ``path``, and past the cap ``then`` (the scroll; ``None``:
+        ``PageLimitError``), the whole checked against the list's count."""
+        url = self._url(path)
         source = IntercomList(
             transport=self._transport,
-            # Each segment is quoted whole, so an id can never add a path segment.
             url=url,
             items_key=items_key,
-            params={**filters, "per_page": str(self._per_page)} if paged else filters,
-            record_cap=RECORD_CAP if paged else None,
+            params={**filters, "per_page": str(self._per_page)},
+            record_cap=RECORD_CAP,
         )
         window = self._window
-        changes = ListChanges()
-        dedupe = paged and not self._keep_duplicates
+        dedupe = not self._keep_duplicates
+
+        def start(first: int) -> AsyncGenerator[Page[Item], None]:
+            pages = _scroll_past_cap(
+                source, window=window, changes=changes, dedupe=dedupe, first=first, scrolled=then
+            )
+            return _count_checked(
+                pages, changes, url=str(url), filtered=filtered, resumed=first > 1
+            )
+
+        return self._listing(start, changes)
+
+    def _scroll_only(
+        self,
+        scrolled: Callable[..., AsyncGenerator[Page[Item], None]],
+        changes: ListChanges,
+        *,
+        url: str,
+        filtered: bool,
+    ) -> Listing[Item]:
+        """The scroll alone (``scroll=True``), checked against the list's count."""
+
+        def start(first: int) -> AsyncGenerator[Page[Item], None]:
+            pages = scrolled(start=first)
+            return _count_checked(pages, changes, url=url, filtered=filtered, resumed=first > 1)
+
+        return self._listing(start, changes)
+
+    def _scrolled(
+        self, changes: ListChanges, collections: tuple[str, ...], keep: Keep | None
+    ) -> Callable[..., AsyncGenerator[Page[Item], None]]:
+        """The scroll over ``collections``, one after the other, kept to ``keep``:
+        a function of ``start``, ``skip`` and ``first_number`` (see ``Scroll.pages``)."""
         transport = self._transport
         sources = tuple(
             (self._base_url.joinpath(collection, "scroll"), collection)
-            for collection in (over or (path[0],))
+            for collection in collections
         )
-        filtered = keep is not None
 
         async def scrolled(
             *, start: int = 1, skip: set[Any] | None = None, first_number: int = 1
@@ -346,27 +418,23 @@ class IntercomClient:
                 async for page in pages:
                     yield page
 
-        def start(first: int) -> AsyncGenerator[Page[Item], None]:
-            if not paged:
-                return ordered_pages(source, window=window, changes=changes, start=first)
-            if scroll:
-                pages = scrolled(start=first)
-            else:
-                pages = _scroll_past_cap(
-                    source,
-                    window=window,
-                    changes=changes,
-                    dedupe=dedupe,
-                    first=first,
-                    scrolled=scrolled if scroll is None else None,
-                )
-            return _count_checked(
-                pages, changes, url=str(url), filtered=filtered, resumed=first > 1
-            )
+        return scrolled
 
+    def _url(self, path: tuple[str, ...]) -> URL:
+        # Each segment is quoted whole, so an id can never add a path segment.
+        return self._base_url.joinpath(*(quote(part, safe="") for part in path), encoded=True)
+
+    def _listing(
+        self, start: Callable[[int], AsyncGenerator[Page[Item], None]], changes: ListChanges
+    ) -> Listing[Item]:
         listing = Listing(start, changes, scrub=self._transport.scrub)
         self._open.add(listing.state)
         return listing
+
+
+Keep = Callable[[Item], bool] | Callable[[], Awaitable[Callable[[Item], bool]]]
+"""What a scroll keeps: a filter of records, or an async function that makes one
+(a company named by your own ``company_id`` is looked up first)."""
 
 
 _PEOPLE: Final = ("users", "contacts")
