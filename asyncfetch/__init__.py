@@ -10,6 +10,7 @@ Built first for Intercom's "list users by tag / segment / company" endpoints::
 """
 
 from ._config import Retries
+from ._core._dedupe import drop_repeated_ids
 from ._core._engine import SWITCHED_TO_SCROLL, ListChanges, Page, PageSource, ordered_pages
 from ._core._listing import Listing
 from ._exceptions import (
@@ -59,5 +60,6 @@ __all__ = [
     "TransportError",
     "UnsafeURLError",
     "__version__",
+    "drop_repeated_ids",
     "ordered_pages",
 ]

@@ -24,14 +24,22 @@ import csv
 import fcntl
 import os
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 import anyio
 
-from .. import SWITCHED_TO_SCROLL, IntercomClient, Item, ListChanges, Listing, Page
+from .. import (
+    SWITCHED_TO_SCROLL,
+    IntercomClient,
+    Item,
+    ListChanges,
+    Listing,
+    Page,
+    drop_repeated_ids,
+)
 from ._checkpoint import Checkpoint, checkpoint_path
 from ._export import ExportSummary, Progress, export
 from ._formats import OutputFormat
@@ -430,21 +438,17 @@ async def sync_merged(
     """
     changes = ListChanges()
 
-    async def merged() -> AsyncIterator[Page[Item]]:
-        seen: set[object] = set()
+    async def each_list() -> AsyncGenerator[Page[Item], None]:
         for spec in specs:
             on_page = board.track(spec.name)
             async with spec.make(client) as listing:
                 async for page in listing.pages():
-                    kept = [item for item in page.items if item.get("id") not in seen]
-                    seen.update(item.get("id") for item in kept)
-                    changes.duplicates_dropped += len(page.items) - len(kept)
                     if on_page is not None:
                         on_page(page)
-                    yield replace(page, items=kept) if len(kept) != len(page.items) else page
+                    yield page
 
     try:
-        summary = await export(merged(), out, fmt, changes=changes)
+        summary = await export(drop_repeated_ids(each_list(), changes), out, fmt, changes=changes)
         out.commit()
     finally:
         out.close()

@@ -18,13 +18,14 @@ import anyio
 from yarl import URL
 
 from .._config import Retries, check_positive, check_whole
+from .._core._dedupe import drop_repeated_ids
 from .._core._engine import SWITCHED_TO_SCROLL, ListChanges, Page, ordered_pages
 from .._core._listing import Listing, ListingState
 from .._exceptions import IncompleteListError, PageLimitError, ResponseFormatError
 from .._http._transport import FetchStats, Transport
 from .._version import __version__
 from ._errors import decode_error
-from ._pages import RECORD_CAP, IntercomList, Item, drop_repeated_ids
+from ._pages import RECORD_CAP, IntercomList, Item
 from ._scroll import Scroll, carries
 
 __all__ = ["DEFAULT_BASE_URL", "IntercomClient"]

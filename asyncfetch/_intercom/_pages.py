@@ -21,15 +21,13 @@ page it came on, so the client can go on by the scroll:
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
 
 from yarl import URL
 
-from .._core._engine import ListChanges, Page
+from .._core._engine import Page
 from .._exceptions import (
     InvalidRequestError,
     PageLimitError,
@@ -38,7 +36,7 @@ from .._exceptions import (
 )
 from .._http._transport import Transport
 
-__all__ = ["RECORD_CAP", "IntercomList", "Item", "drop_repeated_ids", "read_page"]
+__all__ = ["RECORD_CAP", "IntercomList", "Item", "read_page"]
 
 Item = dict[str, Any]
 """One record of a list (a user, company, contact…), as the API sent it."""
@@ -124,40 +122,6 @@ class IntercomList:
         url = str(target)
         read = partial(read_page, items_key=self.items_key, number=number, url=url)
         return await self.transport.get(url, read=read, page=number)
-
-
-async def drop_repeated_ids(
-    pages: AsyncGenerator[Page[Item], None], changes: ListChanges, seen: set[object]
-) -> AsyncGenerator[Page[Item], None]:
-    """Pass pages through, leaving out records whose ``id`` is in ``seen``, and
-    add the ids passed on to it.
-
-    A list that changes mid-fetch shifts records across page boundaries, so
-    the same record can come on two pages. Remembering ids costs a set of at
-    most ``RECORD_CAP`` strings per list (the caller's, so that a switch to the
-    scroll can skip the records already handed over).
-    """
-    async with aclosing(pages):
-        async for page in pages:
-            ids = [item.get("id") for item in page.items]
-            try:
-                fresh = seen.isdisjoint(ids)
-            except TypeError:
-                raise ResponseFormatError(
-                    "a record's id is not a string or number", page=page.number
-                ) from None
-            if fresh:
-                seen.update(ids)
-                yield page
-                continue
-            kept = []
-            for item, key in zip(page.items, ids, strict=True):
-                if key is not None and key in seen:
-                    changes.duplicates_dropped += 1
-                else:
-                    seen.add(key)
-                    kept.append(item)
-            yield replace(page, items=kept)
 
 
 def read_page(body: Any, *, items_key: str, number: int, url: str) -> Page[Item]:

@@ -36,6 +36,7 @@ from typing import Any
 import anyio
 from yarl import URL
 
+from .._core._dedupe import drop_seen
 from .._core._engine import Page
 from .._exceptions import (
     APIError,
@@ -174,10 +175,9 @@ class Scroll:
             )
             if not items:
                 return
-            fresh = [item for item in items if item.get("id") not in seen]
+            fresh = drop_seen(items, seen, page=yielded[0] + 1)
             if not fresh:
                 continue  # a batch handed over before a restart
-            seen.update(item.get("id") for item in fresh)
             keep = self.keep
             yielded[0] += 1
             yield Page(
