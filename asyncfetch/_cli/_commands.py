@@ -8,12 +8,13 @@ no traceback); 2 a usage error, reported before any request is sent;
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import click
 
-from .. import DEFAULT_BASE_URL, __version__
+from .. import DEFAULT_BASE_URL, IntercomClient, Retries, __version__
 from ._formats import FORMATS
 from ._run import (
     LineUsageError,
@@ -42,6 +43,14 @@ def cli() -> None:
     """
 
 
+# The library's defaults are the command's: one place says what they are.
+_CLIENT_DEFAULTS: Final = {
+    name: parameter.default
+    for name, parameter in inspect.signature(IntercomClient).parameters.items()
+}
+_RETRIES: Final = Retries()
+
+
 def _fetch_options(command: F) -> F:
     """The options every fetching command takes."""
     options = [
@@ -67,14 +76,14 @@ def _fetch_options(command: F) -> F:
         click.option(
             "--per-page",
             type=click.IntRange(1, 60),
-            default=50,
+            default=_CLIENT_DEFAULTS["per_page"],
             show_default=True,
             help="Items per page (Intercom allows 1 to 60).",
         ),
         click.option(
             "--concurrency",
             type=click.IntRange(min=1),
-            default=16,
+            default=_CLIENT_DEFAULTS["concurrency"],
             show_default=True,
             help="Requests in flight at once.",
         ),
@@ -87,21 +96,21 @@ def _fetch_options(command: F) -> F:
         click.option(
             "--timeout",
             type=click.FloatRange(min=0, min_open=True),
-            default=30.0,
+            default=_CLIENT_DEFAULTS["timeout"],
             show_default=True,
             help="Seconds allowed for one request.",
         ),
         click.option(
             "--retries",
             type=click.IntRange(min=1),
-            default=5,
+            default=_RETRIES.attempts,
             show_default=True,
             help="Tries per request, the first included (1: no retries).",
         ),
         click.option(
             "--max-retry-wait",
             type=click.FloatRange(min=0, min_open=True),
-            default=120.0,
+            default=_RETRIES.max_wait,
             show_default=True,
             help="Seconds one request may spend retrying, pauses included.",
         ),
@@ -392,7 +401,7 @@ def serve(
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1),
-    default=16,
+    default=_CLIENT_DEFAULTS["concurrency"],
     show_default=True,
     help="Requests in flight at once for the concurrent fetch.",
 )
@@ -431,14 +440,14 @@ def _small_list_options(command: F) -> F:
         click.option(
             "--timeout",
             type=click.FloatRange(min=0, min_open=True),
-            default=30.0,
+            default=_CLIENT_DEFAULTS["timeout"],
             show_default=True,
             help="Seconds allowed for one request.",
         ),
         click.option(
             "--retries",
             type=click.IntRange(min=1),
-            default=5,
+            default=_RETRIES.attempts,
             show_default=True,
             help="Tries per request, the first included (1: no retries).",
         ),

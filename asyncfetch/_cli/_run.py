@@ -24,6 +24,7 @@ import shlex
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 
 import click
@@ -49,11 +50,13 @@ from ._sync import (
 from ._wording import count, option_message
 
 __all__ = [
+    "FetchPlan",
     "LineUsageError",
     "cli_errors",
     "companies_by",
     "company_users_by",
     "contacts_list",
+    "plan_fetch",
     "run_fetch",
     "users_by",
 ]
@@ -144,7 +147,61 @@ class LineUsageError(click.UsageError):
         click.echo(f"asyncfetch: error: {self.format_message()}", err=True, file=file)
 
 
-def run_fetch(
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FetchPlan:
+    """What one fetching command will do, decided from its options alone
+    (``plan_fetch``): no request sent, no file or folder touched yet."""
+
+    specs: list[ListSpec]
+    client: IntercomClient
+    """Made, not opened: its options are checked, nothing is sent."""
+    token: str
+    paths: list[str]
+    """The file of each list: one per list, or the same for all when merged; "-" is stdout."""
+    out_dir: str | None
+    merged: bool
+    resumable: bool
+    """A file per list (not stdout, not merged): ``--resume`` applies."""
+    format_name: str
+    field_names: list[str] | None
+    extra: dict[str, Any]
+    """What a checkpoint must agree on to be resumed (besides the list)."""
+    stats_path: str | None
+    resume: bool
+    restart: bool
+    restart_on_change: bool
+    verbose: int
+    quiet: bool
+
+    @property
+    def outputs(self) -> list[str]:
+        """The files written, each once, stdout left out."""
+        return list(dict.fromkeys(path for path in self.paths if path != "-"))
+
+    def make_fmt(self, name: str | None = None) -> OutputFormat:
+        """The output format, for the list ``name`` (named in warnings, if several)."""
+        where = f"{name}: " if name is not None and len(self.specs) > 1 else ""
+
+        def on_missing(field: str, nearest: str | None) -> None:
+            hint = f" (did you mean {nearest!r}?)" if nearest else ""
+            _warn(f"{where}--fields {field!r}: no record of the first page has it{hint}")
+
+        return make_format(self.format_name, self.field_names, on_missing=on_missing)
+
+
+def run_fetch(specs: list[ListSpec], **options: Any) -> None:
+    """Run one fetching command: the plan (every option checked, before any
+    request), then its files claimed (folders, locks, checkpoints), the fetch,
+    and the report. ``options`` are ``plan_fetch``'s."""
+    plan = plan_fetch(specs, **options)
+    with _claimed(plan) as targets:
+        if all(target.complete for target in targets):
+            return
+        seconds = _run(plan, targets)
+        _report(plan.client, targets, seconds, stats_path=plan.stats_path, quiet=plan.quiet)
+
+
+def plan_fetch(
     specs: list[ListSpec],
     *,
     base_url: str,
@@ -167,22 +224,12 @@ def run_fetch(
     allow_insecure_http: bool,
     verbose: int,
     quiet: bool,
-) -> None:
-    """Run one fetching command: every check before any request, then the fetch."""
+) -> FetchPlan:
+    """Check a fetching command's options and decide its files, touching none:
+    ``LineUsageError`` (exit 2) for anything a user can get wrong in them."""
     if not token:
         raise LineUsageError("no token: pass --token or set INTERCOM_ACCESS_TOKEN")
     field_names = [name.strip() for name in fields.split(",")] if fields else None
-
-    def make_fmt(name: str | None = None) -> OutputFormat:
-        """The output format, for the list ``name`` (named in warnings, if several)."""
-        where = f"{name}: " if name is not None and len(specs) > 1 else ""
-
-        def on_missing(field: str, nearest: str | None) -> None:
-            hint = f" (did you mean {nearest!r}?)" if nearest else ""
-            _warn(f"{where}--fields {field!r}: no record of the first page has it{hint}")
-
-        return make_format(format_name, field_names, on_missing=on_missing)
-
     try:
         client = IntercomClient(
             token=token,
@@ -197,23 +244,16 @@ def run_fetch(
         )
         for spec in specs:
             spec.make(client)  # checks the filters; the listing itself is dropped
-        make_fmt()
+        make_format(format_name, field_names)
     except ValueError as exc:
         raise LineUsageError(option_message(str(exc))) from None
     if fields and format_name != "csv":
         raise LineUsageError("--fields goes with --format csv")
     _refuse_repeated_lists(specs)
-
     merged = out_dir is None and len(specs) > 1
     if out_dir is not None:
         if out_path != "-":
             raise LineUsageError("give --out or --out-dir, not both")
-        try:
-            os.makedirs(out_dir, exist_ok=True)
-        except OSError as exc:
-            raise LineUsageError(
-                f"--out-dir: cannot make the folder {out_dir!r}: {exc.strerror or exc}"
-            ) from None
         stems = _file_stems([spec.slug for spec in specs])
         paths = [os.path.join(out_dir, stem + _EXTENSIONS[format_name]) for stem in stems]
     else:
@@ -223,19 +263,51 @@ def run_fetch(
         raise LineUsageError(
             "--resume needs a file per list: --out FILE for one list, --out-dir for several"
         )
-    for path in set(paths):
-        _check_writable(path, "--out-dir" if out_dir is not None else "--out")
-    if stats_path is not None:
-        _check_writable(stats_path, "--stats")
-    outputs = list(dict.fromkeys(p for p in paths if p != "-"))
-    _refuse_shared_files(outputs, stats_path)
-    extra = {
-        "base_url": base_url,
-        "per_page": per_page,
-        "format": format_name,
-        "fields": ",".join(field_names) if field_names else None,
-        "keep_duplicates": keep_duplicates,
-    }
+    return FetchPlan(
+        specs=specs,
+        client=client,
+        token=token,
+        paths=paths,
+        out_dir=out_dir,
+        merged=merged,
+        resumable=resumable,
+        format_name=format_name,
+        field_names=field_names,
+        extra={
+            "base_url": base_url,
+            "per_page": per_page,
+            "format": format_name,
+            "fields": ",".join(field_names) if field_names else None,
+            "keep_duplicates": keep_duplicates,
+        },
+        stats_path=stats_path,
+        resume=resume,
+        restart=restart,
+        restart_on_change=restart_on_change,
+        verbose=verbose,
+        quiet=quiet,
+    )
+
+
+@contextlib.contextmanager
+def _claimed(plan: FetchPlan) -> Iterator[list[Target]]:
+    """The plan's files, checked and locked for this run (still exit 2 for what
+    is wrong with them: a folder that cannot be made or written, two files that
+    are one, another run holding a lock, a checkpoint that cannot be trusted);
+    yields a target per list, its checkpoint read. The locks go at the end."""
+    if plan.out_dir is not None:
+        try:
+            os.makedirs(plan.out_dir, exist_ok=True)
+        except OSError as exc:
+            raise LineUsageError(
+                f"--out-dir: cannot make the folder {plan.out_dir!r}: {exc.strerror or exc}"
+            ) from None
+    for path in set(plan.paths):
+        _check_writable(path, "--out-dir" if plan.out_dir is not None else "--out")
+    if plan.stats_path is not None:
+        _check_writable(plan.stats_path, "--stats")
+    outputs = plan.outputs
+    _refuse_shared_files(outputs, plan.stats_path)
     locks = [OutputLock(path) for path in outputs]
     try:
         for lock, path in zip(locks, outputs, strict=True):
@@ -249,7 +321,9 @@ def run_fetch(
             except OSError as exc:
                 raise LineUsageError(f"cannot lock {lock.path}: {exc.strerror or exc}") from None
         try:
-            targets = plan_targets(specs, paths, extra, resume=resume, restart=restart)
+            targets = plan_targets(
+                plan.specs, plan.paths, plan.extra, resume=plan.resume, restart=plan.restart
+            )
         except (CheckpointMismatch, ValueError) as exc:
             raise LineUsageError(str(exc)) from None
         for target in targets:
@@ -259,25 +333,33 @@ def run_fetch(
                     "(--restart fetches it again)",
                     err=True,
                 )
-        if all(target.complete for target in targets):
-            return
-
-        _configure_logging(verbose, token)
-        # Retries are counted and reported here; stamina's own log line per retry is noise.
-        stamina.instrumentation.set_on_retry_hooks([])
-        show_progress = not quiet and sys.stderr.isatty()
-        fetch = _fetch(
-            client, targets, make_fmt, merged, show_progress, restart_on_change=restart_on_change
-        )
-        with cli_errors(
-            resume_command=_resume_command(token) if resumable else None,
-            restart_command=_resume_command(token, "--restart") if resumable else None,
-        ):
-            seconds = asyncio.run(fetch)
-        _report(client, targets, seconds, stats_path=stats_path, quiet=quiet)
+        yield targets
     finally:
         for lock in locks:
             lock.release()
+
+
+def _run(plan: FetchPlan, targets: list[Target]) -> float:
+    """The fetch, in seconds; a failure is one line and an exit code (``cli_errors``)."""
+    _configure_logging(plan.verbose, plan.token)
+    # Retries are counted and reported here; stamina's own log line per retry is noise.
+    stamina.instrumentation.set_on_retry_hooks([])
+    show_progress = not plan.quiet and sys.stderr.isatty()
+    fetch = _fetch(
+        plan.client,
+        targets,
+        plan.make_fmt,
+        plan.merged,
+        show_progress,
+        restart_on_change=plan.restart_on_change,
+    )
+    resumable = plan.resumable
+    with cli_errors(
+        resume_command=_resume_command(plan.token) if resumable else None,
+        restart_command=_resume_command(plan.token, "--restart") if resumable else None,
+    ):
+        return asyncio.run(fetch)
+    raise AssertionError("unreachable: cli_errors exits")  # pragma: no cover
 
 
 def _refuse_repeated_lists(specs: list[ListSpec]) -> None:
