@@ -149,7 +149,7 @@ class RateBudget:
                 logger.info(
                     "rate limit: pausing every request for %.1f s",
                     wake_at - now,
-                    # For the CLI's progress bar (see _progress.py): what, and how long.
+                    # For the CLI's progress bar (see _cli/_progress.py): what, and how long.
                     extra={"asyncfetch_wait": ("the rate-limit window to reset", wake_at - now)},
                 )
             # Sleep until then, or until a response moves the ceiling.

@@ -136,7 +136,7 @@ class Scroll:
                     logger.info(
                         "another scroll is open; waiting %.2f s",
                         pause,
-                        # For the CLI's progress bar (see _progress.py).
+                        # For the CLI's progress bar (see _cli/_progress.py).
                         extra={"asyncfetch_wait": ("an open scroll to expire", pause)},
                     )
                     await anyio.sleep(pause)
