@@ -12,9 +12,10 @@ and for any other page-numbered JSON API, ``PagesClient`` told by
 ``PageNumbered`` where the items and the page count are.
 """
 
-from ._client import DEFAULT_BASE_URL, IntercomClient
 from ._config import Retries
-from ._engine import ListChanges, Page, PageSource, ordered_pages
+from ._core._dedupe import drop_repeated_ids
+from ._core._engine import SWITCHED_TO_SCROLL, ListChanges, Page, PageSource, ordered_pages
+from ._core._listing import Listing
 from ._exceptions import (
     APIError,
     AsyncFetchError,
@@ -31,14 +32,15 @@ from ._exceptions import (
     TransportError,
     UnsafeURLError,
 )
-from ._generic import PageNumbered, PagesClient
-from ._http import FetchStats
-from ._intercom import Item
-from ._listing import Listing
+from ._http._generic import PageNumbered, PagesClient
+from ._http._transport import FetchStats
+from ._intercom._client import DEFAULT_BASE_URL, IntercomClient
+from ._intercom._pages import Item
 from ._version import __version__
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "SWITCHED_TO_SCROLL",
     "APIError",
     "AsyncFetchError",
     "AuthenticationError",
@@ -64,5 +66,6 @@ __all__ = [
     "TransportError",
     "UnsafeURLError",
     "__version__",
+    "drop_repeated_ids",
     "ordered_pages",
 ]

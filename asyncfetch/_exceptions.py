@@ -1,7 +1,7 @@
 """The exceptions asyncfetch raises.
 
 Every failure of a fetch is an ``AsyncFetchError``; nothing from aiohttp or
-asyncio escapes the public API (``_http.py`` maps them, in one place)::
+asyncio escapes the public API (``_http/_transport.py`` maps them, in one place)::
 
     AsyncFetchError
     ├── APIError                  the API answered with an error status
@@ -28,7 +28,7 @@ cursor lives on the server), so any failure starts the scroll again instead.
 
 Messages name the URL and page but never the token: it only travels in a
 header, and where a server echoes it back (in an error body, a ``request_id``,
-a page that is not JSON) ``_http.py`` replaces it with ``[token]`` in the
+a page that is not JSON) ``_http/_transport.py`` replaces it with ``[token]`` in the
 message, ``args``, ``url``, ``code`` and ``request_id`` of the error.
 """
 

@@ -48,8 +48,9 @@ import orjson
 from yarl import URL
 
 import asyncfetch
-from asyncfetch._http import Transport
-from asyncfetch._intercom import IntercomList
+from asyncfetch._http._transport import Transport
+from asyncfetch._intercom._errors import decode_error
+from asyncfetch._intercom._pages import IntercomList
 
 TOKEN = "bench"
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
@@ -162,6 +163,7 @@ async def run_asyncfetch_engine(job: Job, consumer: Consumer) -> None:
         rate=None,
         timeout=30.0,
         retries=asyncfetch.Retries(),
+        decode_error=decode_error,
     )
     await transport.open()
     try:

@@ -30,7 +30,7 @@ import time
 import orjson
 from aiohttp import web
 
-from asyncfetch._server import IntercomServer, ServerConfig
+from asyncfetch.testing import IntercomServer, ServerConfig
 
 
 class RequestLog:

@@ -49,12 +49,12 @@ def no_retry_backoff() -> Iterator[None]:
 
 
 # --- bundled server fixtures ---
-# Owned by the bundled-server work (asyncfetch/_server.py); keep edits inside this block.
+# Owned by the bundled-server work (asyncfetch/testing/_server.py); keep edits inside this block.
 
 from collections.abc import Awaitable, Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
-from asyncfetch._server import IntercomServer, ServerConfig  # noqa: E402
+from asyncfetch.testing import IntercomServer, ServerConfig  # noqa: E402
 
 
 @pytest.fixture

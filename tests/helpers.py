@@ -12,8 +12,7 @@ from typing import IO, Any
 import orjson
 from aiohttp import web
 
-from asyncfetch._server import IntercomServer
-from asyncfetch._workspace import Workspace
+from asyncfetch.testing import IntercomServer, Workspace
 
 MakeServer = Callable[..., Awaitable[IntercomServer]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -42,7 +41,7 @@ def _is_server_task(task: asyncio.Task[Any]) -> bool:
     filename = code.co_filename if code is not None else ""
     return (
         "aiohttp/web_" in filename
-        or "asyncfetch/_server" in filename
+        or "asyncfetch/testing/_server" in filename
         or name.startswith("BaseSelectorEventLoop._accept_connection")
     )
 

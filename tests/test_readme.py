@@ -13,7 +13,11 @@ Every fenced ``sh`` block of README.md is marked by the HTML comment before it:
 * ``<!-- not run by tests/test_readme.py: REASON -->``: not run (a real token,
   minutes of benchmarks, building the virtualenv the tests run in).
 
-An unmarked block fails the test: a new example either runs here or says why
+A ``python`` block marked ``<!-- runnable: pytest -->`` is a test file of a
+user's own: written to a folder of its own and run there by pytest in a
+subprocess (warnings as errors), which must find its tests and pass them all.
+
+An unmarked shell block fails the test: a new example either runs here or says why
 not. The only change made to the text is the one the README offers: another
 port than 8000 (this test takes a free one).
 """
@@ -33,7 +37,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from asyncfetch._workspace import ListKey, Workspace
+from asyncfetch.testing import ListKey, Workspace
 
 from .helpers import read_lines_until
 
@@ -47,6 +51,7 @@ REST_BLOCK = re.compile(
     r"<!-- (?P<mark>runnable: rest(?: server)?) -->\n```(?P<lang>sh|python)\n(?P<body>.*?)```",
     re.DOTALL,
 )
+PYTEST_BLOCK = re.compile(r"<!-- runnable: pytest -->\n```python\n(?P<body>.*?)```", re.DOTALL)
 
 
 def blocks() -> list[tuple[str, str]]:
@@ -232,3 +237,27 @@ def test_the_readme_pages_examples_run_against_a_rest_server(folder: Path) -> No
     assert [
         post["id"] for post in map(orjson.loads, (folder / "posts.jsonl").read_bytes().splitlines())
     ] == list(range(250, 0, -1))
+
+
+def test_the_readmes_pytest_examples_pass(tmp_path: Path) -> None:
+    examples = [m["body"] for m in PYTEST_BLOCK.finditer(README.read_text())]
+    assert examples, "no <!-- runnable: pytest --> block: has the README's format changed?"
+    for n, example in enumerate(examples, 1):
+        folder = tmp_path / f"example-{n}"
+        folder.mkdir()
+        (folder / "test_example.py").write_text(example)
+        tests = example.count("\ndef test_") + example.count("\nasync def test_")
+        assert tests >= 1
+        environment = {
+            k: v for k, v in os.environ.items() if not k.startswith(("INTERCOM_", "PYTEST_"))
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-W", "error", "-p", "no:cacheprovider",
+             "test_example.py"],
+            cwd=folder, env=environment, capture_output=True, text=True, timeout=100, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        # The fixture came from the installed plugin: the file neither defines nor imports it.
+        assert "intercom_server" in example
+        assert "pytest_plugin" not in example
+        assert f"{tests} passed" in result.stdout, result.stdout

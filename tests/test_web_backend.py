@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import pytest
 
-from asyncfetch._server import ServerConfig, ServerStats, ServerThread
+from asyncfetch.testing import ServerConfig, ServerStats, ServerThread
 
 from .helpers import error_body, ids, read_lines_until, users_with_tag
 

@@ -1,0 +1,478 @@
+"""Bulk sync: one run of the CLI, several lists, one client, files that survive a stop.
+
+Every list of a run shares the client's connection pool and rate budget.
+Each list goes to its own file (``--out`` for one list, ``--out-dir`` for
+several), resumable from its checkpoint; or all lists go to one merged file,
+one list after another, records seen in an earlier list dropped, while the
+lists fetched one after another.
+
+A file is written under a temporary name beside it (``users.jsonl.partial``,
+its checkpoint ``users.jsonl.partial.checkpoint``) and renamed into place
+once complete: a run that fails never leaves a partial file where a good
+earlier export was, and the partial one stays resumable. Beside it, for
+the whole run, an exclusive ``flock`` on ``users.jsonl.lock``: a second run
+writing the same file would interleave its pages with the first's.
+A checkpoint and the file it describes are read as input that may have been
+edited: resume checks that the file ends a record at the checkpoint's
+offset and holds as many records as it says, before any request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import os
+import stat
+import sys
+from collections.abc import AsyncGenerator, Callable, Iterator
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
+from typing import IO, Any
+
+import anyio
+
+from .. import (
+    SWITCHED_TO_SCROLL,
+    IntercomClient,
+    Item,
+    ListChanges,
+    Listing,
+    Page,
+    drop_repeated_ids,
+)
+from ._checkpoint import Checkpoint, checkpoint_path
+from ._export import ExportSummary, Progress, export
+from ._formats import OutputFormat
+from ._progress import ProgressBoard
+
+__all__ = [
+    "ListSpec",
+    "Output",
+    "OutputLock",
+    "Target",
+    "is_stream",
+    "partial_path",
+    "plan_targets",
+    "sync_merged",
+    "sync_separately",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ListSpec:
+    """One list of a run: its display ``name``, a file-name ``slug``, how to make
+    its listing from the client, and what identifies the request in a checkpoint."""
+
+    name: str
+    slug: str
+    make: Callable[[IntercomClient], Listing[Item]]
+    fingerprint: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Target:
+    """Where one list goes, where it stopped last time (``resume_from``, and the
+    list's ``total_count`` then), or that its file is ``complete`` already."""
+
+    spec: ListSpec
+    path: str
+    resume_from: Progress | None = None
+    total_count: int | None = None
+    complete: bool = False
+    summary: ExportSummary | None = field(default=None)
+    fmt: OutputFormat | None = None
+
+    @property
+    def checkpoint(self) -> str | None:
+        """The checkpoint beside the partial file."""
+        return None if is_stream(self.path) else checkpoint_path(partial_path(self.path))
+
+
+def is_stream(path: str) -> bool:
+    """``-`` (stdout), or a path that exists and is no regular file (``/dev/null``,
+    a named pipe, ``/dev/stdout``): written directly, with no partial file, lock,
+    checkpoint or rename. Renaming a partial file over ``/dev/null`` would
+    replace the device with a file, for every program on the machine."""
+    if path == "-":
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def partial_path(path: str) -> str:
+    """Where the file for ``path`` is written until it is complete."""
+    return path + ".partial"
+
+
+class Output:
+    """An output file, written under a temporary name beside it (``partial_path``)
+    and renamed over ``path`` by ``commit()`` once complete: a failed or
+    interrupted run never replaces an earlier good export, and what it wrote
+    stays in the partial file, resumable with its checkpoint. The partial file
+    is opened only at the first write, so a run that fails before its first
+    page leaves an earlier partial file (and its checkpoint) untouched too.
+    Resuming, it is cut back to ``resume_offset`` bytes (dropping a page
+    half-written by a killed run). ``-`` (stdout) and other streams (see
+    ``is_stream``) are written directly."""
+
+    def __init__(
+        self, path: str, *, resume_offset: int | None = None, checkpoint: str | None = None
+    ) -> None:
+        self._path = path
+        self._stream = is_stream(path)
+        self.partial = path if self._stream else partial_path(path)
+        self._resume_offset = resume_offset
+        self._checkpoint = checkpoint
+        self._file: IO[bytes] | None = None
+
+    def write(self, data: bytes) -> int:
+        if self._file is None:
+            self._file = self._open()
+        return self._file.write(data)
+
+    def _open(self) -> IO[bytes]:
+        if self._path == "-":
+            return sys.stdout.buffer
+        if self._stream:
+            return open(self._path, "wb")
+        if self._resume_offset is None:
+            if self._checkpoint is not None:
+                # A fresh start: an earlier checkpoint no longer describes the file.
+                Checkpoint.remove(self._checkpoint)
+            return open(self.partial, "wb")
+        file = open(self.partial, "r+b")  # noqa: SIM115 - closed by close()
+        file.truncate(self._resume_offset)
+        file.seek(self._resume_offset)
+        return file
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def commit(self) -> None:
+        """The file is complete: make it durable and put it in place."""
+        if self._stream:
+            self.flush()
+            return
+        file = self._file if self._file is not None else self._open()
+        file.flush()
+        os.fsync(file.fileno())
+        file.close()
+        self._file = None
+        if self._checkpoint is not None:
+            # Before the rename: a stop in between leaves a partial file with
+            # no checkpoint (fetched again), never a checkpoint without its file.
+            Checkpoint.remove(self._checkpoint)
+            # One an earlier version left beside the file no longer describes it.
+            Checkpoint.remove(checkpoint_path(self._path))
+        os.replace(self.partial, self._path)
+
+    def close(self) -> None:
+        if self._file is not None and self._file is not sys.stdout.buffer:
+            self._file.close()
+            self._file = None
+
+
+class OutputLock:
+    """An exclusive lock (``flock``) on ``<path>.lock``, held while a run writes
+    ``path``: a second run writing the same file stops instead of interleaving.
+    The lock file is removed when released; whoever locks a lock file checks it
+    is still the one at that path (it may have been removed meanwhile)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path + ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock, or raise ``BlockingIOError`` when another run holds it."""
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            except BaseException:
+                os.close(fd)
+                raise
+            if same:
+                self._fd = fd
+                return
+            os.close(fd)  # removed by its holder meanwhile: lock the new one
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.path)
+            os.close(self._fd)
+            self._fd = None
+
+
+def plan_targets(
+    specs: list[ListSpec],
+    paths: list[str],
+    fingerprint_extra: dict[str, Any],
+    *,
+    resume: bool,
+    restart: bool = False,
+) -> list[Target]:
+    """Pair lists with paths and read their checkpoints, before any request.
+
+    With ``resume``, a list whose partial file has a checkpoint continues from
+    it, after checking that the file still ends a record where the checkpoint
+    says and holds as many records; a list whose file is complete (no partial
+    file left) is marked ``complete`` and not fetched, unless ``restart``
+    (which fetches it again from page 1).
+
+    Raises ``CheckpointMismatch`` or ``ValueError`` for a checkpoint that
+    cannot be used.
+    """
+    targets = []
+    for spec, path in zip(specs, paths, strict=True):
+        spec = replace(spec, fingerprint={**spec.fingerprint, **fingerprint_extra})
+        target = Target(spec=spec, path=path)
+        if resume and target.checkpoint is not None:
+            partial = partial_path(path)
+            _adopt_earlier_layout(path, target.checkpoint, spec.fingerprint)
+            checkpoint = Checkpoint.load(target.checkpoint, spec.fingerprint)
+            if checkpoint is not None:
+                _check_partial(partial, checkpoint, str(spec.fingerprint.get("format")))
+                target.resume_from = Progress(
+                    pages=checkpoint.pages, items=checkpoint.items, offset=checkpoint.offset
+                )
+                target.total_count = checkpoint.total_count
+            elif not restart and os.path.exists(path) and not os.path.exists(partial):
+                target.complete = True
+        targets.append(target)
+    return targets
+
+
+def _adopt_earlier_layout(path: str, checkpoint: str, fingerprint: dict[str, Any]) -> None:
+    """Versions before the partial file wrote ``path`` in place with its checkpoint
+    beside it: an interrupted run of theirs would look complete. Such a file,
+    once checked, becomes the partial file, its checkpoint the partial's."""
+    earlier = checkpoint_path(path)
+    partial = partial_path(path)
+    if os.path.exists(checkpoint) or os.path.exists(partial) or not os.path.exists(earlier):
+        return
+    loaded = Checkpoint.load(earlier, fingerprint)
+    if loaded is None:
+        return
+    _check_partial(path, loaded, str(fingerprint.get("format")))
+    os.replace(path, partial)
+    os.replace(earlier, checkpoint)
+
+
+_CHUNK = 1 << 20
+
+
+def _check_partial(partial: str, checkpoint: Checkpoint, format_name: str) -> None:
+    """Refuse a partial file that no longer matches its checkpoint: shorter than
+    it, not ending a record at its offset, or holding another number of records
+    before it (line endings converted, lines added or removed by hand)."""
+    size = os.path.getsize(partial) if os.path.exists(partial) else -1
+    afresh = "drop --resume (or add --restart) to start afresh"
+    if size < checkpoint.offset:
+        found = "missing" if size < 0 else f"shorter than its checkpoint says ({size} bytes)"
+        raise ValueError(
+            f"{partial} is {found}; the checkpoint says {checkpoint.offset} bytes; {afresh}"
+        )
+    if checkpoint.offset == 0:
+        if checkpoint.items:
+            raise ValueError(
+                f"{partial}: the checkpoint says {checkpoint.items} records in 0 bytes"
+            )
+        return
+    ends = {"jsonl": b"\n", "csv": b"\n", "json": b"}" if checkpoint.items else b"["}
+    with open(partial, "rb") as file:
+        file.seek(checkpoint.offset - 1)
+        last = file.read(1)
+        file.seek(0)
+        if format_name == "csv":
+            records = _csv_records(file, checkpoint.offset) - 1  # the header line
+        else:
+            records = _count_newlines(file, checkpoint.offset)
+    if last != ends.get(format_name, last):
+        raise ValueError(
+            f"{partial} does not end a record at byte {checkpoint.offset}, where its "
+            f"checkpoint says the last whole page ends: the file was changed; {afresh}"
+        )
+    if records != checkpoint.items:
+        raise ValueError(
+            f"{partial} holds {records} records in its first {checkpoint.offset} bytes where "
+            f"its checkpoint says {checkpoint.items}: the file was changed; {afresh}"
+        )
+
+
+def _count_newlines(file: IO[bytes], limit: int) -> int:
+    count = 0
+    while limit > 0:
+        chunk = file.read(min(_CHUNK, limit))
+        if not chunk:
+            break
+        count += chunk.count(b"\n")
+        limit -= len(chunk)
+    return count
+
+
+def _csv_records(file: IO[bytes], limit: int) -> int:
+    def lines() -> Iterator[str]:
+        left = limit
+        for line in file:
+            if left <= 0:
+                return
+            yield line[:left].decode("utf-8", "replace")
+            left -= len(line)
+
+    return sum(1 for _ in csv.reader(lines()))
+
+
+Warn = Callable[[str], None]
+
+
+async def sync_separately(
+    client: IntercomClient,
+    targets: list[Target],
+    make_fmt: Callable[[str], OutputFormat],
+    board: ProgressBoard,
+    *,
+    warn: Warn,
+    restart_on_change: bool = False,
+) -> None:
+    """Each list to its own file, all lists fetched together (those ``complete``
+    already skipped), each in a format of its own from ``make_fmt(list name)``."""
+    async with anyio.create_task_group() as group:
+        for target in targets:
+            if not target.complete:
+                group.start_soon(
+                    _sync_one,
+                    client,
+                    target,
+                    make_fmt(target.spec.name),
+                    board,
+                    warn,
+                    restart_on_change,
+                )
+
+
+async def _sync_one(
+    client: IntercomClient,
+    target: Target,
+    fmt: OutputFormat,
+    board: ProgressBoard,
+    warn: Warn,
+    restart_on_change: bool,
+) -> None:
+    target.fmt = fmt
+    resumed = target.resume_from
+    checkpoint_file = target.checkpoint
+    fingerprint = target.spec.fingerprint
+    listing = target.spec.make(client)
+    pages = listing.pages(start=resumed.pages + 1 if resumed else 1)
+    if resumed is not None:
+        try:
+            first = await anext(pages, None)
+        except BaseException:
+            await listing.aclose()
+            raise
+        # The list may have changed a lot since the interrupted run: compare
+        # its length now with the length the checkpoint recorded.
+        now, then = listing.changes.first_total_count, target.total_count
+        if first is not None and now is not None and then is not None and now != then:
+            changed = (
+                f"{target.spec.name}: the list changed since the interrupted run "
+                f"(total_count {then} -> {now})"
+            )
+            if restart_on_change:
+                warn(f"{changed}; starting over (--restart-on-change)")
+                await listing.aclose()
+                target.resume_from = resumed = None
+                listing = target.spec.make(client)
+                pages = listing.pages()
+                first = None
+            else:
+                warn(
+                    f"{changed}; the {_plural(resumed.pages, 'page')} already written may "
+                    "be stale (--restart-on-change starts over)"
+                )
+        if first is not None:
+            pages = _prepend(first, pages)
+    out = Output(
+        target.path,
+        resume_offset=resumed.offset if resumed else None,
+        checkpoint=checkpoint_file,
+    )
+    changes = listing.changes
+
+    def save(progress: Progress) -> None:
+        assert checkpoint_file is not None
+        if listing.changes.method == SWITCHED_TO_SCROLL:
+            # Scroll batches are not numbered pages: the checkpoint stays at the
+            # last numbered page, and a resume from it refuses or goes on by page.
+            return
+        Checkpoint(
+            fingerprint, progress.pages, progress.items, progress.offset, changes.last_total_count
+        ).save(checkpoint_file)
+
+    try:
+        async with listing:
+            target.summary = await export(
+                pages,
+                out,
+                fmt,
+                changes=changes,
+                resume_from=resumed,
+                on_page=board.track(target.spec.name, done_pages=resumed.pages if resumed else 0),
+                on_written=save if checkpoint_file else None,
+            )
+        out.commit()
+    finally:
+        out.close()
+
+
+async def _prepend(
+    first: Page[Item], rest: AsyncGenerator[Page[Item], None]
+) -> AsyncGenerator[Page[Item], None]:
+    async with aclosing(rest):
+        yield first
+        async for page in rest:
+            yield page
+
+
+async def sync_merged(
+    client: IntercomClient,
+    specs: list[ListSpec],
+    out: Output,
+    fmt: OutputFormat,
+    board: ProgressBoard,
+) -> ExportSummary:
+    """Every list into one file, one after another, a record seen before dropped.
+
+    The lists are fetched one after another too: a list past the record cap is
+    scrolled, Intercom allows one scroll at a time, and a later list's scroll
+    waiting on an earlier list that is waiting to be written would never end.
+    """
+    changes = ListChanges()
+
+    async def each_list() -> AsyncGenerator[Page[Item], None]:
+        for spec in specs:
+            on_page = board.track(spec.name)
+            async with spec.make(client) as listing:
+                async for page in listing.pages():
+                    if on_page is not None:
+                        on_page(page)
+                    yield page
+
+    try:
+        summary = await export(drop_repeated_ids(each_list(), changes), out, fmt, changes=changes)
+        out.commit()
+    finally:
+        out.close()
+    return summary
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

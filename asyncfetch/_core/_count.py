@@ -1,0 +1,68 @@
+"""The count check: a list that ends short of the count it said it held fails.
+
+The last line of defence of the promise (every record, or a clear failure):
+whatever went wrong upstream (a page the API answered empty, a scroll that
+lost a batch, a cap met quietly), a listing whose records fall short of its
+``total_count`` raises ``IncompleteListError`` instead of ending quietly.
+Shared by the Intercom client and the generic page source; no HTTP here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import TypeVar
+
+from .._exceptions import IncompleteListError
+from ._engine import ListChanges, Page
+
+__all__ = ["count_checked"]
+
+T = TypeVar("T")
+
+
+async def count_checked(
+    pages: AsyncGenerator[Page[T], None],
+    changes: ListChanges,
+    *,
+    url: str,
+    filtered: bool,
+    resumed: bool,
+) -> AsyncGenerator[Page[T], None]:
+    """Pass the pages on, then compare what was delivered with what the list said.
+
+    The last line of defence: a listing that ends short of page 1's
+    ``total_count`` (or of a smaller count seen later, when records were
+    removed meanwhile) raises ``IncompleteListError`` instead of ending
+    quietly. A scroll filtered locally has no server count to compare with
+    and is exempt; so is a resumed fetch (it delivers only the pages after
+    the checkpoint).
+    """
+    async with aclosing(pages):
+        async for page in pages:
+            changes.delivered += len(page.items)
+            yield page
+    first, last = changes.first_total_count, changes.last_total_count
+    if resumed:
+        changes.count_check = "not made: a resumed fetch delivers only what was missing"
+        return
+    if changes.method != "pages" and filtered:
+        changes.count_check = (
+            "exempt: scrolled and filtered locally, so no server count covers the list"
+        )
+        return
+    if first is None:
+        changes.count_check = "not made: the API sent no total_count"
+        return
+    expected = first if last is None else min(first, last)
+    if changes.delivered < expected:
+        changes.count_check = "failed"
+        raise IncompleteListError(
+            f"the list ended after {changes.delivered:,} records, but it said it held "
+            f"{expected:,} (total_count) and no change seen during the fetch explains the "
+            f"{expected - changes.delivered:,} missing",
+            expected=expected,
+            delivered=changes.delivered,
+            url=url,
+        )
+    changes.count_check = "passed"
