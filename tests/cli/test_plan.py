@@ -77,5 +77,5 @@ def test_several_lists_to_one_file_are_merged_and_cannot_be_resumed() -> None:
     assert plan.paths == ["all.jsonl", "all.jsonl"]
     assert plan.outputs == ["all.jsonl"]
     assert (plan.merged, plan.resumable) == (True, False)
-    with pytest.raises(LineUsageError, match="--resume needs a file per list"):
+    with pytest.raises(LineUsageError, match="--resume needs a regular file per list"):
         plan_fetch(specs, **{**OPTIONS, "out_path": "all.jsonl", "resume": True})
