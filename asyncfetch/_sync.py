@@ -34,6 +34,7 @@ import anyio
 from ._checkpoint import Checkpoint, checkpoint_path
 from ._client import IntercomClient
 from ._engine import SWITCHED_TO_SCROLL, ListChanges, Page
+from ._exceptions import IncompleteListError
 from ._export import ExportSummary, Progress, export
 from ._formats import OutputFormat
 from ._intercom import Item
@@ -404,9 +405,37 @@ async def _sync_one(
                 on_page=board.track(target.spec.name, done_pages=resumed.pages if resumed else 0),
                 on_written=save if checkpoint_file else None,
             )
+        if resumed is not None:
+            _count_check_with_file(target.spec.name, resumed, target.summary)
         out.commit()
     finally:
         out.close()
+
+
+def _count_check_with_file(name: str, resumed: Progress, summary: ExportSummary) -> None:
+    """The count check of a resumed fetch, the records already in the file counted.
+
+    The listing of a resumed fetch delivers only the pages after the checkpoint,
+    so it cannot make the check itself; without this, resuming a list that ended
+    short (as the failure line says to) would put the short file in place, exit 0.
+    """
+    changes = summary.changes
+    first, last = changes.first_total_count, changes.last_total_count
+    if changes.method != "pages" or first is None:
+        return  # the scroll (no server count), or the API sent no total_count
+    expected = first if last is None else min(first, last)
+    delivered = resumed.items + summary.items
+    if delivered >= expected:
+        changes.count_check = "passed"
+        return
+    changes.count_check = "failed"
+    raise IncompleteListError(
+        f"{name}: the list ended after {delivered:,} records (the file's included), but "
+        f"it said it held {expected:,} (total_count) and no change seen during the fetch "
+        f"explains the {expected - delivered:,} missing",
+        expected=expected,
+        delivered=delivered,
+    )
 
 
 async def _prepend(

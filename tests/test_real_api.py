@@ -375,6 +375,34 @@ async def test_the_cli_fails_a_short_list_with_one_line_and_keeps_what_it_wrote(
     assert len((tmp_path / "users.jsonl.partial").read_bytes().splitlines()) == 6
 
 
+async def test_resuming_a_short_list_as_the_failure_line_says_still_fails(
+    raw_server: RawServer, tmp_path: Path
+) -> None:
+    # The failure line ends with "to resume: ... --resume". A resumed fetch
+    # delivers only the pages after the checkpoint, so the count check must
+    # count the records already in the file too, or the resume exits 0 with
+    # 6 of the 9 records and puts the short file in place.
+    async def handler(request: web.Request) -> web.Response:
+        if int(request.query.get("page", "1")) > 3:
+            body = {"type": "user.list", "total_count": 9, "users": [], "pages": {"next": None}}
+            return web.json_response(body)
+        return _short_list(request)
+
+    out = tmp_path / "users.jsonl"
+    base = await raw_server(handler)
+    args = ("users", "--base-url", base, "--per-page", "3", "--out", str(out))
+    code, stderr = await _cli(*args)
+    assert code == 1, stderr
+    code, stderr = await _cli(*args, "--resume")
+    assert code == 1, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "ended after 6 records" in lines[0]
+    assert "said it held 9" in lines[0]
+    assert not out.exists()  # the short file is not put in place
+    assert len((tmp_path / "users.jsonl.partial").read_bytes().splitlines()) == 6
+
+
 async def test_stats_say_a_scroll_filtered_list_is_exempt_and_duplicates_are_reported(
     make_server: MakeServer, tmp_path: Path
 ) -> None:
