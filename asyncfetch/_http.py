@@ -326,7 +326,9 @@ class Transport:
                 (time.perf_counter() - started) * 1000,
             )  # fmt: skip
         if status >= 300:
-            error = _api_error(status, body, headers, url=str(answered_url), page=page)
+            error = _api_error(
+                status, body, headers, url=str(answered_url), page=page, token=self._token
+            )
             if isinstance(error, RateLimitError):
                 self._throttled(error, sequence, headers, deadline)
             raise error
@@ -334,7 +336,7 @@ class Transport:
             return loads(body)
         except ValueError:
             raise ResponseFormatError(
-                f"HTTP {status} response body is not JSON: {_snippet(body)}",
+                f"HTTP {status} response body is not JSON: {_snippet(body, self._token)}",
                 url=str(answered_url),
                 page=page,
             ) from None
@@ -456,7 +458,13 @@ def _redact_error(exc: AsyncFetchError, token: str) -> None:
 
 
 def _api_error(
-    status: int, body: bytes, headers: CIMultiDictProxy[str], *, url: str, page: int | None
+    status: int,
+    body: bytes,
+    headers: CIMultiDictProxy[str],
+    *,
+    url: str,
+    page: int | None,
+    token: str = "",
 ) -> AsyncFetchError:
     code = request_id = message = None
     try:
@@ -471,7 +479,7 @@ def _api_error(
             code = errors[0].get("code") or errors[0].get("type")
             message = errors[0].get("message")
     if not message:
-        message = _snippet(body) or "no error message"
+        message = _snippet(body, token) or "no error message"
     if status == 400 and _PAGE_LIMIT_MESSAGE in str(message).lower():
         return PageLimitError(
             f"the API stopped page-numbered listing: {message}; "
@@ -491,6 +499,12 @@ def _api_error(
     )
 
 
-def _snippet(body: bytes, limit: int = 80) -> str:
-    text = body[:limit].decode("utf-8", "replace").strip()
+def _snippet(body: bytes, token: str = "", limit: int = 80) -> str:
+    """The body's first ``limit`` characters for a message, the token taken out
+    *before* the cut: redacted after it, a token straddling the cut would not be
+    recognised and its first half would be shown."""
+    # Enough bytes that a token (percent-encoded: 3 bytes a character) starting
+    # before the cut is read whole.
+    text = body[: limit + 3 * len(token)].decode("utf-8", "replace")
+    text = _redact(text, token)[:limit].strip()
     return " ".join(text.split()) + ("…" if len(body) > limit else "")
