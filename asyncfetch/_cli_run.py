@@ -225,6 +225,7 @@ def run_fetch(
         )
     for path in set(paths):
         _check_writable(path, "--out-dir" if out_dir is not None else "--out")
+        _check_regular(path, "--out-dir" if out_dir is not None else "--out")
     if stats_path is not None:
         _check_writable(stats_path, "--stats")
     outputs = list(dict.fromkeys(p for p in paths if p != "-"))
@@ -455,6 +456,17 @@ def _check_writable(path: str, option: str) -> None:
         )
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise LineUsageError(f"{option}: cannot write {path!r}: it is not writable")
+
+
+def _check_regular(path: str, option: str) -> None:
+    """An output is written beside it and renamed over it once complete: a named
+    pipe or a device there would be replaced by a regular file (its reader
+    getting nothing, the run exiting 0), so it is refused."""
+    if path != "-" and os.path.exists(path) and not os.path.isfile(path):
+        raise LineUsageError(
+            f"{option}: cannot write {path!r}: it is not a regular file (a folder, a pipe or a "
+            "device); write to stdout (--out -) and redirect instead"
+        )
 
 
 class _Redact(logging.Filter):

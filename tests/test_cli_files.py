@@ -406,6 +406,28 @@ def test_stats_into_a_place_that_cannot_hold_it_fails_before_any_request(
     assert not (tmp_path / "u.jsonl").exists()
 
 
+def test_an_out_that_is_a_pipe_or_a_device_is_refused_not_replaced(
+    server: ServerThread, tmp_path: Path
+) -> None:
+    # The export is written beside the target and renamed over it: over a
+    # named pipe that replaced the pipe with a regular file (its reader got
+    # nothing, the run exited 0), and run as root over /dev/full it replaced
+    # the device node.
+    fifo = tmp_path / "users.jsonl"
+    os.mkfifo(fifo)
+    server.stats.reset()
+    for args in (("--out", str(fifo)), ("--out-dir", str(tmp_path))):
+        result = fetch(server, "users", *args)
+        assert result.returncode == 2, result.stderr
+        assert one_line(result.stderr) == (
+            f"asyncfetch: error: {args[0]}: cannot write {str(fifo)!r}: it is not a regular "
+            "file (a folder, a pipe or a device); write to stdout (--out -) and redirect instead"
+        )
+        assert fifo.is_fifo()
+    assert server.stats.requests == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["users.jsonl"]
+
+
 def test_serve_on_a_busy_port_or_a_foreign_address_is_one_line() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
