@@ -159,6 +159,27 @@ def test_small_lists_end_quietly_when_the_reader_stops_early(server: ServerThrea
     assert result.stderr == ""
 
 
+@pytest.mark.parametrize("name", ["tags", "users"])
+def test_a_full_disk_under_stdout_is_one_line_and_exit_1(server: ServerThread, name: str) -> None:
+    # /dev/full: every write fails with ENOSPC, as on a full disk.
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [ASYNCFETCH, name, "--quiet"] if name == "users" else [ASYNCFETCH, name],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment(server),
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("asyncfetch: error: cannot write")
+    assert "No space left on device" in lines[0]
+
+
 def test_serve_prints_ids_that_exist_and_how_to_use_them() -> None:
     process = subprocess.Popen(
         [ASYNCFETCH, "serve", "--port", "0", "--users", "1000"],
