@@ -34,7 +34,7 @@ import anyio
 from ._checkpoint import Checkpoint, checkpoint_path
 from ._client import IntercomClient
 from ._engine import SWITCHED_TO_SCROLL, ListChanges, Page
-from ._exceptions import IncompleteListError
+from ._exceptions import IncompleteListError, PageLimitError
 from ._export import ExportSummary, Progress, export
 from ._formats import OutputFormat
 from ._intercom import Item
@@ -350,17 +350,30 @@ async def _sync_one(
     listing = target.spec.make(client)
     pages = listing.pages(start=resumed.pages + 1 if resumed else 1)
     if resumed is not None:
+        past_cap = False
         try:
             first = await anext(pages, None)
+        except PageLimitError as exc:
+            # Now past the cap, it can only go on by the scroll, so this resume
+            # refuses; but the list grew since the checkpoint: a change, which
+            # --restart-on-change answers by starting over.
+            await listing.aclose()
+            if not restart_on_change or exc.total_count is None:
+                raise
+            first, past_cap = None, True
+            listing.changes.first_total_count = exc.total_count
         except BaseException:
             await listing.aclose()
             raise
         # The list may have changed a lot since the interrupted run: compare
         # its length now with the length the checkpoint recorded.
         now, then = listing.changes.first_total_count, target.total_count
-        if first is not None and now is not None and then is not None and now != then:
+        if past_cap or (first is not None and now is not None and then is not None and now != then):
             changed = (
-                f"{target.spec.name}: the list changed since the interrupted run "
+                f"{target.spec.name}: the list is now past the 10,000-record cap "
+                f"(total_count {then} -> {now})"
+                if past_cap
+                else f"{target.spec.name}: the list changed since the interrupted run "
                 f"(total_count {then} -> {now})"
             )
             if restart_on_change:

@@ -374,6 +374,51 @@ async def test_a_resume_after_the_list_changed_warns_or_starts_over(
         assert ids(read_jsonl(out)) == [f"old#{i}" for i in range(6)] + ["new#6", "new#7"]
 
 
+@pytest.mark.anyio
+async def test_restart_on_change_starts_over_a_list_that_grew_past_the_cap(
+    raw_server: RawServer, tmp_path: Path
+) -> None:
+    # The checkpoint was written while the list held 12 records; it now holds
+    # 10,050, past the cap, and can only go on by the scroll. That is a change:
+    # --restart-on-change starts over (by the scroll), where a plain --resume
+    # refuses.
+    state = {"pages": 6, "fail_at": "4", "name": "old"}
+    grown = 10_050
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.path == "/users/scroll":
+            batch = int(request.query.get("scroll_param", "0"))
+            users = [
+                {"type": "user", "id": f"new#{i}"}
+                for i in range(batch * 5000, min((batch + 1) * 5000, grown))
+            ]
+            body = {"type": "user.list", "users": users, "scroll_param": str(batch + 1)}
+            return web.Response(body=orjson.dumps(body), content_type="application/json")
+        if request.query["page"] == state["fail_at"]:
+            return web.Response(status=503, body=error_body("service_unavailable", "down"))
+        return tagged_page(request, total_pages=int(state["pages"]), name=state["name"])
+
+    base = await raw_server(handler)
+    out = tmp_path / "users.jsonl"
+    code, _ = await fetch_raw(base, "users", "--retries", "1", "--out", str(out))
+    assert code == 1
+    assert checkpoint_of(out)["pages"] == 3
+
+    state.update(pages=str(grown // 2), fail_at="none", name="new")
+    args = ("users", "--retries", "1", "--out", str(out), "--resume", "--quiet")
+    code, stderr = await fetch_raw(base, *args)
+    assert code == 1  # a plain resume refuses, in one line
+    assert "cannot resume after page 3" in one_line(stderr)
+    code, stderr = await fetch_raw(base, *args, "--restart-on-change")
+    assert code == 0, stderr
+    assert one_line(stderr) == (
+        "asyncfetch: warning: users: the list is now past the 10,000-record cap "
+        "(total_count 12 -> 10050); starting over (--restart-on-change)"
+    )
+    assert ids(read_jsonl(out)) == [f"new#{i}" for i in range(grown)]
+    assert names_in(tmp_path) == ["users.jsonl"]
+
+
 # --- Tracebacks instead of one line ---
 
 
