@@ -350,10 +350,7 @@ async def _fetch(
         with progress_board(enabled=show_progress, stats=lambda: client.stats) as board:
             if merged:
                 fmt = targets[0].fmt = make_fmt(None)
-                summary = await sync_merged(
-                    client, [t.spec for t in targets], Output(targets[0].path), fmt, board
-                )
-                targets[0].summary = summary
+                await sync_merged(client, targets, Output(targets[0].path), fmt, board)
             else:
                 await sync_separately(
                     client,

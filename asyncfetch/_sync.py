@@ -462,38 +462,49 @@ async def _prepend(
 
 async def sync_merged(
     client: IntercomClient,
-    specs: list[ListSpec],
+    targets: list[Target],
     out: Output,
     fmt: OutputFormat,
     board: ProgressBoard,
-) -> ExportSummary:
+) -> None:
     """Every list into one file, one after another, a record seen before dropped.
 
     The lists are fetched one after another too: a list past the record cap is
     scrolled, Intercom allows one scroll at a time, and a later list's scroll
     waiting on an earlier list that is waiting to be written would never end.
+    Each target gets a summary of its own (pages, records kept, and its
+    listing's changes: method, count check, duplicates dropped, those already
+    written by an earlier list included), for the report and ``--stats``.
     """
-    changes = ListChanges()
+    kept_by_list = [[0, 0] for _ in targets]  # pages, records kept
+    changes_by_list: list[ListChanges | None] = [None] * len(targets)
 
     async def merged() -> AsyncIterator[Page[Item]]:
         seen: set[object] = set()
-        for spec in specs:
-            on_page = board.track(spec.name)
-            async with spec.make(client) as listing:
+        for index, target in enumerate(targets):
+            on_page = board.track(target.spec.name)
+            async with target.spec.make(client) as listing:
+                changes_by_list[index] = listing.changes
                 async for page in listing.pages():
                     kept = [item for item in page.items if item.get("id") not in seen]
                     seen.update(item.get("id") for item in kept)
-                    changes.duplicates_dropped += len(page.items) - len(kept)
+                    listing.changes.duplicates_dropped += len(page.items) - len(kept)
+                    kept_by_list[index][0] += 1
+                    kept_by_list[index][1] += len(kept)
                     if on_page is not None:
                         on_page(page)
                     yield replace(page, items=kept) if len(kept) != len(page.items) else page
 
     try:
-        summary = await export(merged(), out, fmt, changes=changes)
+        summary = await export(merged(), out, fmt, changes=ListChanges())
         out.commit()
     finally:
         out.close()
-    return summary
+    for target, (pages, items), changes in zip(targets, kept_by_list, changes_by_list, strict=True):
+        if changes is not None:
+            target.summary = ExportSummary(
+                pages=pages, items=items, seconds=summary.seconds, changes=changes
+            )
 
 
 def _plural(count: int, noun: str) -> str:

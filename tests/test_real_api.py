@@ -439,6 +439,38 @@ async def test_stats_say_a_scroll_filtered_list_is_exempt_and_duplicates_are_rep
     assert f"dropped {len(both)} duplicate record(s)" in stderr
 
 
+async def test_stats_of_merged_lists_say_each_list_s_method_count_check_and_duplicates(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    # Two lists into one file: --stats reported everything under the first list
+    # (method "pages" though it scrolled, count_check "not run" though each
+    # listing was checked) and nothing under the second, and the warning blamed
+    # the first list for the records the second one repeated.
+    server = await make_server(users=1000, page_cap_records=100, scroll_page_size=500)
+    ws = server.workspace
+    tags = [str(ws.tags[1]["id"]), str(ws.tags[2]["id"])]
+    lists = [ws.items(ListKey("users", "tag_id", tag)) for tag in tags]
+    assert all(len(listed) > 100 for listed in lists)  # both go on by the scroll
+    both = set(ids(lists[0])) & set(ids(lists[1]))
+    assert both
+    merged, stats = tmp_path / "merged.jsonl", tmp_path / "stats.json"
+    code, stderr = await _cli(
+        "users", "--tag-id", tags[0], "--tag-id", tags[1], "--base-url", server.base_url,
+        "--out", str(merged), "--stats", str(stats),
+    )  # fmt: skip
+    assert code == 0, stderr
+    written = ids(orjson.loads(line) for line in merged.read_bytes().splitlines())
+    assert len(written) == len(set(ids(lists[0])) | set(ids(lists[1])))
+    first, second = orjson.loads(stats.read_bytes())["lists"]
+    assert (first["items"], second["items"]) == (len(lists[0]), len(lists[1]) - len(both))
+    assert (first["duplicates_dropped"], second["duplicates_dropped"]) == (0, len(both))
+    for each in (first, second):
+        assert each["method"] == "pages, then scroll"
+        assert each["count_check"].startswith("exempt: scrolled and filtered locally")
+    assert f"users tag {tags[1]}: dropped {len(both)} duplicate record(s)" in stderr
+    assert f"users tag {tags[0]}: dropped" not in stderr
+
+
 # -- around the cap, with faults: every exit 0 holds exactly the list ------------
 
 
