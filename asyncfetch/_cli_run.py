@@ -331,9 +331,23 @@ def _resume_command(token: str, flag: str = "--resume") -> str:
         elif arg.startswith("--token="):
             args.append("--token=***")
         elif arg not in ("--restart", "--resume"):
-            args.append(arg.replace(token, "***"))
+            args.append(_masked(arg, token))
     args.append(flag)
     return shlex.join(["asyncfetch", *args])
+
+
+def _masked(arg: str, token: str) -> str:
+    """``arg`` with the token masked. A short token (``e``, ``x``) is masked only
+    where it is the whole argument: replaced inside others it would garble the
+    command (``--out users.jsonl`` -> ``--out us***rs.jsonl``), which would then
+    resume another file."""
+    if arg == token or len(token) >= _LONG_TOKEN:
+        return arg.replace(token, "***")
+    return arg
+
+
+# As in _http's redaction: a real Intercom token is some 60 characters.
+_LONG_TOKEN = 16
 
 
 async def _fetch(
