@@ -356,6 +356,38 @@ def test_usage_errors_name_the_cli_options(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["users", "--per-page", "61"], "Invalid value for '--per-page': 61 is not in the range"),
+        (["users", "--format", "xml"], "Invalid value for '--format': 'xml' is not one of"),
+        (["users", "--nope"], "No such option '--nope'"),
+        (["users", "--per-page"], "Option '--per-page' requires an argument"),
+        (["nope"], "No such command 'nope'"),
+        (["serve", "--port", "x"], "Invalid value for '--port': 'x' is not a valid integer"),
+    ],
+)
+def test_options_click_refuses_are_one_line_too(
+    server: ServerThread, args: list[str], message: str
+) -> None:
+    # Click's own refusals printed four lines (Usage, Try, a blank, Error).
+    served_before = server.stats.requests
+    result = run(*args, env=environment(server))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("asyncfetch: error: ")
+    assert message in lines[0]
+    assert server.stats.requests == served_before
+
+
+def test_a_bare_asyncfetch_still_shows_the_help() -> None:
+    result = run()
+    assert result.returncode == 2
+    assert "Commands:" in result.stdout + result.stderr
+    assert "asyncfetch: error" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
         (["--latency-ms", "nan"], "--latency-ms must be a finite number >= 0, got nan"),
         (["--token", "two words"], "--token must be a non-empty string without spaces"),
         (["--faults", "error_rate=2"], "'--faults': error_rate must be a probability from 0 to 1"),
