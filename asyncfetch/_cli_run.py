@@ -41,6 +41,7 @@ from ._sync import (
     Output,
     OutputLock,
     Target,
+    in_place,
     partial_path,
     plan_targets,
     sync_merged,
@@ -218,17 +219,17 @@ def run_fetch(
         paths = [os.path.join(out_dir, stem + _EXTENSIONS[format_name]) for stem in stems]
     else:
         paths = [out_path] * len(specs)
-    resumable = not merged and paths[0] != "-"
+    resumable = not merged and not in_place(paths[0])
     if resume and not resumable:
         raise LineUsageError(
             "--resume needs a file per list: --out FILE for one list, --out-dir for several"
         )
     for path in set(paths):
         _check_writable(path, "--out-dir" if out_dir is not None else "--out")
-        _check_regular(path, "--out-dir" if out_dir is not None else "--out")
+        _check_not_a_folder(path, "--out-dir" if out_dir is not None else "--out")
     if stats_path is not None:
         _check_writable(stats_path, "--stats")
-    outputs = list(dict.fromkeys(p for p in paths if p != "-"))
+    outputs = list(dict.fromkeys(p for p in paths if not in_place(p)))
     _refuse_shared_files(outputs, stats_path)
     extra = {
         "base_url": base_url,
@@ -461,7 +462,9 @@ def _check_writable(path: str, option: str) -> None:
     if path == "-":
         return
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+    if in_place(path) and not os.path.isdir(path):
+        pass  # a pipe or a device, written where it is: its folder is not written
+    elif not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise LineUsageError(
             f"{option}: cannot write {path!r}: {folder!r} is not a writable folder"
         )
@@ -469,15 +472,9 @@ def _check_writable(path: str, option: str) -> None:
         raise LineUsageError(f"{option}: cannot write {path!r}: it is not writable")
 
 
-def _check_regular(path: str, option: str) -> None:
-    """An output is written beside it and renamed over it once complete: a named
-    pipe or a device there would be replaced by a regular file (its reader
-    getting nothing, the run exiting 0), so it is refused."""
-    if path != "-" and os.path.exists(path) and not os.path.isfile(path):
-        raise LineUsageError(
-            f"{option}: cannot write {path!r}: it is not a regular file (a folder, a pipe or a "
-            "device); write to stdout (--out -) and redirect instead"
-        )
+def _check_not_a_folder(path: str, option: str) -> None:
+    if os.path.isdir(path):
+        raise LineUsageError(f"{option}: cannot write {path!r}: it is a folder")
 
 
 class _Redact(logging.Filter):

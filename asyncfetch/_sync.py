@@ -46,6 +46,7 @@ __all__ = [
     "Output",
     "OutputLock",
     "Target",
+    "in_place",
     "partial_path",
     "plan_targets",
     "sync_merged",
@@ -80,12 +81,19 @@ class Target:
     @property
     def checkpoint(self) -> str | None:
         """The checkpoint beside the partial file."""
-        return None if self.path == "-" else checkpoint_path(partial_path(self.path))
+        return None if in_place(self.path) else checkpoint_path(partial_path(self.path))
 
 
 def partial_path(path: str) -> str:
     """Where the file for ``path`` is written until it is complete."""
     return path + ".partial"
+
+
+def in_place(path: str) -> bool:
+    """``-`` (stdout), or a pipe or a device (``/dev/null``, a named pipe): written
+    directly, never under a temporary name renamed over it, which would replace
+    the pipe or the device node with a regular file; so never resumable."""
+    return path == "-" or (os.path.exists(path) and not os.path.isfile(path))
 
 
 class Output:
@@ -96,13 +104,15 @@ class Output:
     is opened only at the first write, so a run that fails before its first
     page leaves an earlier partial file (and its checkpoint) untouched too.
     Resuming, it is cut back to ``resume_offset`` bytes (dropping a page
-    half-written by a killed run). ``-`` is stdout, written directly."""
+    half-written by a killed run). ``-`` is stdout, written directly, as is a
+    pipe or a device (`in_place`)."""
 
     def __init__(
         self, path: str, *, resume_offset: int | None = None, checkpoint: str | None = None
     ) -> None:
         self._path = path
-        self.partial = path if path == "-" else partial_path(path)
+        self._in_place = in_place(path)
+        self.partial = path if self._in_place else partial_path(path)
         self._resume_offset = resume_offset
         self._checkpoint = checkpoint
         self._file: IO[bytes] | None = None
@@ -115,6 +125,8 @@ class Output:
     def _open(self) -> IO[bytes]:
         if self._path == "-":
             return sys.stdout.buffer
+        if self._in_place:
+            return open(self._path, "wb")
         if self._resume_offset is None:
             if self._checkpoint is not None:
                 # A fresh start: an earlier checkpoint no longer describes the file.
@@ -131,7 +143,7 @@ class Output:
 
     def commit(self) -> None:
         """The file is complete: make it durable and put it in place."""
-        if self._path == "-":
+        if self._in_place:
             self.flush()
             return
         file = self._file if self._file is not None else self._open()

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -451,26 +452,30 @@ def test_stats_into_a_place_that_cannot_hold_it_fails_before_any_request(
     assert not (tmp_path / "u.jsonl").exists()
 
 
-def test_an_out_that_is_a_pipe_or_a_device_is_refused_not_replaced(
+def test_an_out_that_is_a_pipe_or_a_device_is_written_in_place_not_replaced(
     server: ServerThread, tmp_path: Path
 ) -> None:
     # The export is written beside the target and renamed over it: over a
     # named pipe that replaced the pipe with a regular file (its reader got
-    # nothing, the run exited 0), and run as root over /dev/full it replaced
-    # the device node.
+    # nothing, the run exited 0), and run as root over /dev/null or /dev/full
+    # it replaced the device node. A pipe or a device is written where it is.
     fifo = tmp_path / "users.jsonl"
     os.mkfifo(fifo)
-    server.stats.reset()
-    for args in (("--out", str(fifo)), ("--out-dir", str(tmp_path))):
-        result = fetch(server, "users", *args)
-        assert result.returncode == 2, result.stderr
-        assert one_line(result.stderr) == (
-            f"asyncfetch: error: {args[0]}: cannot write {str(fifo)!r}: it is not a regular "
-            "file (a folder, a pipe or a device); write to stdout (--out -) and redirect instead"
-        )
-        assert fifo.is_fifo()
-    assert server.stats.requests == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["users.jsonl"]
+    read: list[bytes] = []
+    reader = threading.Thread(target=lambda: read.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    result = fetch(server, "users", "--out", str(fifo), "--quiet")
+    reader.join(timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert ids(orjson.loads(line) for line in read[0].splitlines()) == ids(server.workspace.users)
+    assert fifo.is_fifo()
+    assert names_in(tmp_path) == ["users.jsonl"]  # no partial file, checkpoint or lock
+    # A device: the writes reach it (a full one fails in one line, exit 1).
+    full = fetch(server, "users", "--out", "/dev/full", "--quiet")
+    assert full.returncode == 1
+    assert "No space left on device" in one_line(full.stderr)
+    assert Path("/dev/full").is_char_device()
+    assert not Path("/dev/full.partial").exists()
 
 
 def test_serve_on_a_busy_port_or_a_foreign_address_is_one_line() -> None:
