@@ -33,7 +33,7 @@ import anyio
 
 from ._checkpoint import Checkpoint, checkpoint_path
 from ._client import IntercomClient
-from ._engine import SWITCHED_TO_SCROLL, ListChanges, Page
+from ._engine import ListChanges, Page
 from ._exceptions import IncompleteListError, PageLimitError
 from ._export import ExportSummary, Progress, export
 from ._formats import OutputFormat
@@ -411,9 +411,11 @@ async def _sync_one(
 
     def save(progress: Progress) -> None:
         assert checkpoint_file is not None
-        if listing.changes.method == SWITCHED_TO_SCROLL:
+        if listing.changes.method != "pages" and not fingerprint.get("scroll"):
             # Scroll batches are not numbered pages: the checkpoint stays at the
-            # last numbered page, and a resume from it refuses or goes on by page.
+            # last numbered page (none, for a list scrolled from page 1 because it
+            # was past the cap), and a resume from it refuses, goes on by page or
+            # starts over. Only --scroll, in the fingerprint, resumes by batch.
             return
         Checkpoint(
             fingerprint, progress.pages, progress.items, progress.offset, changes.last_total_count

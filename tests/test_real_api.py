@@ -355,6 +355,55 @@ async def _cli(*args: str) -> tuple[int, str]:
     return process.returncode, stderr.decode()
 
 
+async def test_a_run_scrolled_from_page_one_is_never_resumed_by_page(
+    raw_server: RawServer, tmp_path: Path
+) -> None:
+    # Page 1 said 10,100 records: the run scrolled from the start (no --scroll)
+    # and failed after one batch of 5,000. Its checkpoint counted that batch as
+    # "page 1" under a fingerprint that says page-numbered listing; the list
+    # has since shrunk below the cap, so the resume went on by page from page
+    # 2 (records 60 on): 4,940 records twice, exit 0.
+    state = {"total": 10_100, "fail": True}
+
+    async def handler(request: web.Request) -> web.Response:
+        total = state["total"]
+        if request.path == "/users/scroll":
+            batch = int(request.query.get("scroll_param", "0"))
+            if state["fail"] and batch == 1:
+                return web.Response(status=400, body=b'{"type": "error.list", "errors": []}')
+            start, end = batch * 5000, min((batch + 1) * 5000, total)
+            users = [{"type": "user", "id": f"u{i}"} for i in range(start, end)]
+            return web.json_response(
+                {"type": "user.list", "users": users, "scroll_param": str(batch + 1)}
+            )
+        number, per_page = int(request.query["page"]), int(request.query["per_page"])
+        last = -(-total // per_page)
+        first = (number - 1) * per_page
+        users = [
+            {"type": "user", "id": f"u{i}"} for i in range(first, min(first + per_page, total))
+        ]
+        nxt = str(request.url.update_query(page=str(number + 1))) if number < last else None
+        pages = {"type": "pages", "page": number, "per_page": per_page, "total_pages": last,
+                 "next": nxt}  # fmt: skip
+        return web.Response(
+            body=orjson.dumps(
+                {"type": "user.list", "total_count": total, "users": users, "pages": pages}
+            ),
+            content_type="application/json",
+        )
+
+    out = tmp_path / "users.jsonl"
+    args = ("users", "--base-url", await raw_server(handler), "--per-page", "60", "--out", str(out))
+    code, stderr = await _cli(*args, "--quiet")
+    assert code == 1, stderr
+    assert len((tmp_path / "users.jsonl.partial").read_bytes().splitlines()) == 5000
+    state.update(total=9_950, fail=False)
+    code, stderr = await _cli(*args, "--quiet", "--resume")
+    assert code == 0, stderr
+    written = [orjson.loads(line)["id"] for line in out.read_bytes().splitlines()]
+    assert written == [f"u{i}" for i in range(9_950)]  # started over: every record once
+
+
 async def test_the_cli_fails_a_short_list_with_one_line_and_keeps_what_it_wrote(
     raw_server: RawServer, tmp_path: Path
 ) -> None:
