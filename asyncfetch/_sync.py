@@ -90,10 +90,14 @@ def partial_path(path: str) -> str:
 
 
 def in_place(path: str) -> bool:
-    """``-`` (stdout), or a pipe or a device (``/dev/null``, a named pipe): written
-    directly, never under a temporary name renamed over it, which would replace
-    the pipe or the device node with a regular file; so never resumable."""
-    return path == "-" or (os.path.exists(path) and not os.path.isfile(path))
+    """``-`` (stdout), a pipe or a device (``/dev/null``, a named pipe), or the
+    kernel's name of an open file (``/dev/stdout``, ``/dev/fd/3``, even when it
+    is a regular file): written directly, never under a temporary name renamed
+    over it, which would replace the pipe, the device node or the link with a
+    regular file (or fail, in ``/proc``); so never resumable."""
+    if path == "-" or os.path.abspath(path).startswith(("/dev/", "/proc/")):
+        return True
+    return os.path.exists(path) and not os.path.isfile(path)
 
 
 class Output:

@@ -476,6 +476,17 @@ def test_an_out_that_is_a_pipe_or_a_device_is_written_in_place_not_replaced(
     assert "No space left on device" in one_line(full.stderr)
     assert Path("/dev/full").is_char_device()
     assert not Path("/dev/full.partial").exists()
+    # /dev/fd/1, /dev/stdout: the kernel's names of an open file, here a regular one.
+    target = tmp_path / "through-fd.jsonl"
+    with target.open("wb") as stdout:
+        through = subprocess.run(
+            [SCRIPT, "users", "--out", "/dev/fd/1", "--quiet", "--base-url", server.base_url,
+             "--token", TOKEN],
+            stdout=stdout, stderr=subprocess.PIPE, text=True, env=environment(), timeout=60,
+            check=False,
+        )  # fmt: skip
+    assert through.returncode == 0, through.stderr
+    assert ids(read_jsonl(target)) == ids(server.workspace.users)
 
 
 def test_serve_on_a_busy_port_or_a_foreign_address_is_one_line() -> None:
