@@ -33,7 +33,7 @@ import stamina.instrumentation
 from ._checkpoint import CheckpointMismatch, checkpoint_path
 from ._client import IntercomClient
 from ._config import Retries
-from ._exceptions import AsyncFetchError, PageLimitError
+from ._exceptions import AsyncFetchError, IncompleteListError, PageLimitError
 from ._formats import Csv, OutputFormat, make_format
 from ._progress import progress_board
 from ._sync import (
@@ -523,6 +523,12 @@ def cli_errors(
             if isinstance(leaf, AsyncFetchError | OSError | KeyboardInterrupt):
                 raise leaf from None
             raise
+    except IncompleteListError as exc:
+        # The list ended short of its own count: resuming cannot mend that (it
+        # would fail the same way); fetching it again might.
+        again = f"; to fetch it again: {restart_command}" if restart_command else ""
+        click.echo(f"asyncfetch: error: {exc}{again}", err=True)
+        sys.exit(1)
     except PageLimitError as exc:
         resumed = "--resume" in sys.argv[1:]
         restart = f"; to start afresh: {restart_command}" if restart_command and resumed else ""

@@ -442,6 +442,11 @@ async def test_resuming_a_short_list_as_the_failure_line_says_still_fails(
     args = ("users", "--base-url", base, "--per-page", "3", "--out", str(out))
     code, stderr = await _cli(*args)
     assert code == 1, stderr
+    # Resuming cannot mend a list that ends short: the line says to fetch it
+    # again, not to resume (which would fail the same way, forever).
+    assert "to resume:" not in stderr
+    again = f"asyncfetch {' '.join(args)} --token '***' --restart"
+    assert stderr.strip().endswith(f"; to fetch it again: {again}"), stderr
     code, stderr = await _cli(*args, "--resume")
     assert code == 1, stderr
     lines = stderr.strip().splitlines()
