@@ -95,8 +95,11 @@ def in_place(path: str) -> bool:
     is a regular file): written directly, never under a temporary name renamed
     over it, which would replace the pipe, the device node or the link with a
     regular file (or fail, in ``/proc``); so never resumable."""
-    if path == "-" or os.path.abspath(path).startswith(("/dev/", "/proc/")):
+    if path == "-":
         return True
+    full = os.path.abspath(path)
+    if full.startswith(("/dev/", "/proc/")) and not full.startswith("/dev/shm/"):
+        return True  # /dev/shm holds regular files, written as anywhere else
     return os.path.exists(path) and not os.path.isfile(path)
 
 
