@@ -100,6 +100,30 @@ async def test_a_lost_scroll_answer_restarts_the_scroll_instead_of_skipping_a_ba
     assert client.stats.retries == 0  # no scroll request was re-sent
 
 
+async def test_a_429_during_a_scroll_sends_the_same_request_again(
+    make_server: MakeServer,
+) -> None:
+    # A 429 is the rate limit refusing the request before it reaches the
+    # scroll: the cursor has not moved. Restarting the scroll for it cost a wait
+    # for the open scroll to expire (a minute at Intercom) and a walk from the
+    # start; a burst of 429s failed the run where page-numbered listing waits.
+    faults = FaultConfig(
+        seed=5, throttle_rate=0.2, throttle_burst=1, retry_after_share=1.0,
+        retry_after_seconds=0, max_consecutive_faults=2,
+    )  # fmt: skip
+    server = await make_server(
+        users=600, faults=faults, scroll_page_size=50, scroll_expiry_seconds=3,
+        rate_window_seconds=1,
+    )  # fmt: skip
+    async with client_for(server) as client:
+        got = [str(u["id"]) async for u in client.users(scroll=True)]
+    assert got == ids(server.workspace.users)
+    assert server.stats.faults["throttle"] > 0
+    starts = [n for path, n in server.stats.pages if path == "/users/scroll" and n == 1]
+    assert len(starts) == 1  # never started again
+    assert server.stats.statuses[400] == 0  # so never refused with scroll_exists
+
+
 # -- 8.3 a filter that cannot see the membership ---------------------------------
 
 
