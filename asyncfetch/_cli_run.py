@@ -487,7 +487,15 @@ class _Redact(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if self._secret in message:
-            record.msg, record.args = message.replace(self._secret, "***"), None
+            secret = self._secret
+            if len(secret) >= _LONG_TOKEN:
+                masked = message.replace(secret, "***")
+            else:
+                # A short token ("e") only where it stands alone, as in _http's
+                # redaction: replaced inside words it garbled every line.
+                alone = rf"(?<![A-Za-z0-9_]){re.escape(secret)}(?![A-Za-z0-9_])"
+                masked = re.sub(alone, "***", message)
+            record.msg, record.args = masked, None
         return True
 
 

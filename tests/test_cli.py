@@ -255,3 +255,28 @@ async def test_the_resume_command_is_not_garbled_by_a_short_token(
     assert stderr.endswith(
         f"; to resume: asyncfetch users --base-url {base} --retries 1 --out {out} --resume"
     ), stderr
+
+
+@pytest.mark.anyio
+async def test_verbose_lines_are_not_garbled_by_a_short_token(raw_server: RawServer) -> None:
+    # The log filter replaced the token everywhere: with token "e" every "e"
+    # of every -v line became "***" ("s***rvic***_unavailabl***").
+    hits: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        hits.append(request.query["page"])
+        if request.query["page"] == "2" and hits.count("2") == 1:
+            return web.Response(status=503, body=error_body("service_unavailable", "down"))
+        return web.Response(body=page_body(request, total=3))
+
+    base = await raw_server(handler)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTERCOM_")}
+    result = await anyio.run_process(
+        [sys.executable, "-m", "asyncfetch", "users", "--base-url", base, "-v", "--quiet"],
+        check=False,
+        env={**env, "INTERCOM_ACCESS_TOKEN": "e"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    stderr = result.stderr.decode()
+    assert "retrying after: HTTP 503 service_unavailable: down" in stderr, stderr
+    assert "***" not in stderr
