@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
@@ -505,5 +506,26 @@ cli.add_command(pages)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="asyncfetch")
+    """Console-script entry point.
+
+    Click's own refusals (a value out of range, an unknown option or command)
+    would print four lines; every usage error is one line here, exit 2.
+    """
+    try:
+        code = cli.main(prog_name="asyncfetch", standalone_mode=False)
+    except (LineUsageError, click.exceptions.NoArgsIsHelpError) as exc:
+        exc.show()  # one line; or, for a bare `asyncfetch`, the help
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        message = " ".join(exc.format_message().split())
+        hint = f" (try '{exc.ctx.command_path} --help' for help)" if exc.ctx else ""
+        click.echo(f"asyncfetch: error: {message}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"asyncfetch: error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        # Ctrl-C outside a fetch (which reports its own): exit 130, as a fetch does.
+        click.echo("asyncfetch: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -10,7 +10,6 @@ environment variables and exit codes as the fetching commands.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from typing import Any, Final
 
@@ -61,16 +60,12 @@ def run_small_list(
     if sys.stdout.isatty():
         _print_table(name, items)
         return
-    try:
+    # A closed pipe (`asyncfetch tags | head -1`) is a normal end; a full disk
+    # or any other write error is one line and exit 1, as for the fetches.
+    with cli_errors():
         out = sys.stdout.buffer
         out.write(b"".join(orjson.dumps(item) + b"\n" for item in items))
         out.flush()
-    except BrokenPipeError:
-        # `asyncfetch tags | head -1`: the reader has what it wanted, a normal end.
-        # Point stdout at /dev/null so the flush at exit does not fail again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
 
 
 async def _fetch(client: IntercomClient, name: str) -> list[Item]:

@@ -33,7 +33,7 @@ import stamina.instrumentation
 
 from .. import IntercomClient
 from .._config import Retries
-from .._exceptions import AsyncFetchError, PageLimitError
+from .._exceptions import AsyncFetchError, IncompleteListError, PageLimitError
 from ._checkpoint import CheckpointMismatch, checkpoint_path
 from ._formats import Csv, OutputFormat, make_format
 from ._progress import progress_board
@@ -42,7 +42,7 @@ from ._sync import (
     Output,
     OutputLock,
     Target,
-    is_stream,
+    in_place,
     partial_path,
     plan_targets,
     sync_merged,
@@ -177,7 +177,7 @@ class FetchPlan:
     @property
     def outputs(self) -> list[str]:
         """The files written, each once, streams (stdout, ``/dev/null``, a pipe) left out."""
-        return list(dict.fromkeys(path for path in self.paths if not is_stream(path)))
+        return list(dict.fromkeys(path for path in self.paths if not in_place(path)))
 
     def make_fmt(self, name: str | None = None) -> OutputFormat:
         """The output format, for the list ``name`` (named in warnings, if several)."""
@@ -259,7 +259,7 @@ def plan_fetch(
         paths = [os.path.join(out_dir, stem + _EXTENSIONS[format_name]) for stem in stems]
     else:
         paths = [out_path] * len(specs)
-    resumable = not merged and not is_stream(paths[0])
+    resumable = not merged and not in_place(paths[0])
     if resume and not resumable:
         raise LineUsageError(
             "--resume needs a regular file per list: --out FILE for one list, --out-dir for several"
@@ -305,6 +305,7 @@ def _claimed(plan: FetchPlan) -> Iterator[list[Target]]:
             ) from None
     for path in set(plan.paths):
         _check_writable(path, "--out-dir" if plan.out_dir is not None else "--out")
+        _check_not_a_folder(path, "--out-dir" if plan.out_dir is not None else "--out")
     if plan.stats_path is not None:
         _check_writable(plan.stats_path, "--stats")
     outputs = plan.outputs
@@ -413,9 +414,23 @@ def _resume_command(token: str, flag: str = "--resume") -> str:
         elif arg.startswith("--token="):
             args.append("--token=***")
         elif arg not in ("--restart", "--resume"):
-            args.append(arg.replace(token, "***"))
+            args.append(_masked(arg, token))
     args.append(flag)
     return shlex.join(["asyncfetch", *args])
+
+
+def _masked(arg: str, token: str) -> str:
+    """``arg`` with the token masked. A short token (``e``, ``x``) is masked only
+    where it is the whole argument: replaced inside others it would garble the
+    command (``--out users.jsonl`` -> ``--out us***rs.jsonl``), which would then
+    resume another file."""
+    if arg == token or len(token) >= _LONG_TOKEN:
+        return arg.replace(token, "***")
+    return arg
+
+
+# As in _http's redaction: a real Intercom token is some 60 characters.
+_LONG_TOKEN = 16
 
 
 async def _fetch(
@@ -432,10 +447,7 @@ async def _fetch(
         with progress_board(enabled=show_progress, stats=lambda: client.stats) as board:
             if merged:
                 fmt = targets[0].fmt = make_fmt(None)
-                summary = await sync_merged(
-                    client, [t.spec for t in targets], Output(targets[0].path), fmt, board
-                )
-                targets[0].summary = summary
+                await sync_merged(client, targets, Output(targets[0].path), fmt, board)
             else:
                 await sync_separately(
                     client,
@@ -532,12 +544,19 @@ def _check_writable(path: str, option: str) -> None:
     if path == "-":
         return
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+    if in_place(path) and not os.path.isdir(path):
+        pass  # a pipe or a device, written where it is: its folder is not written
+    elif not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise LineUsageError(
             f"{option}: cannot write {path!r}: {folder!r} is not a writable folder"
         )
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise LineUsageError(f"{option}: cannot write {path!r}: it is not writable")
+
+
+def _check_not_a_folder(path: str, option: str) -> None:
+    if os.path.isdir(path):
+        raise LineUsageError(f"{option}: cannot write {path!r}: it is a folder")
 
 
 class _Redact(logging.Filter):
@@ -550,7 +569,15 @@ class _Redact(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if self._secret in message:
-            record.msg, record.args = message.replace(self._secret, "***"), None
+            secret = self._secret
+            if len(secret) >= _LONG_TOKEN:
+                masked = message.replace(secret, "***")
+            else:
+                # A short token ("e") only where it stands alone, as in _http's
+                # redaction: replaced inside words it garbled every line.
+                alone = rf"(?<![A-Za-z0-9_]){re.escape(secret)}(?![A-Za-z0-9_])"
+                masked = re.sub(alone, "***", message)
+            record.msg, record.args = masked, None
         return True
 
 
@@ -586,6 +613,12 @@ def cli_errors(
             if isinstance(leaf, AsyncFetchError | OSError | KeyboardInterrupt):
                 raise leaf from None
             raise
+    except IncompleteListError as exc:
+        # The list ended short of its own count: resuming cannot mend that (it
+        # would fail the same way); fetching it again might.
+        again = f"; to fetch it again: {restart_command}" if restart_command else ""
+        click.echo(f"asyncfetch: error: {exc}{again}", err=True)
+        sys.exit(1)
     except PageLimitError as exc:
         resumed = "--resume" in sys.argv[1:]
         restart = f"; to start afresh: {restart_command}" if restart_command and resumed else ""

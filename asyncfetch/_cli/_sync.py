@@ -23,7 +23,6 @@ import contextlib
 import csv
 import fcntl
 import os
-import stat
 import sys
 from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import aclosing
@@ -33,7 +32,6 @@ from typing import IO, Any
 import anyio
 
 from .. import (
-    SWITCHED_TO_SCROLL,
     IntercomClient,
     Item,
     ListChanges,
@@ -41,6 +39,7 @@ from .. import (
     Page,
     drop_repeated_ids,
 )
+from .._exceptions import IncompleteListError, PageLimitError
 from ._checkpoint import Checkpoint, checkpoint_path
 from ._export import ExportSummary, Progress, export
 from ._formats import OutputFormat
@@ -51,7 +50,7 @@ __all__ = [
     "Output",
     "OutputLock",
     "Target",
-    "is_stream",
+    "in_place",
     "partial_path",
     "plan_targets",
     "sync_merged",
@@ -86,25 +85,26 @@ class Target:
     @property
     def checkpoint(self) -> str | None:
         """The checkpoint beside the partial file."""
-        return None if is_stream(self.path) else checkpoint_path(partial_path(self.path))
-
-
-def is_stream(path: str) -> bool:
-    """``-`` (stdout), or a path that exists and is no regular file (``/dev/null``,
-    a named pipe, ``/dev/stdout``): written directly, with no partial file, lock,
-    checkpoint or rename. Renaming a partial file over ``/dev/null`` would
-    replace the device with a file, for every program on the machine."""
-    if path == "-":
-        return True
-    try:
-        return not stat.S_ISREG(os.stat(path).st_mode)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
+        return None if in_place(self.path) else checkpoint_path(partial_path(self.path))
 
 
 def partial_path(path: str) -> str:
     """Where the file for ``path`` is written until it is complete."""
     return path + ".partial"
+
+
+def in_place(path: str) -> bool:
+    """``-`` (stdout), a pipe or a device (``/dev/null``, a named pipe), or the
+    kernel's name of an open file (``/dev/stdout``, ``/dev/fd/3``, even when it
+    is a regular file): written directly, never under a temporary name renamed
+    over it, which would replace the pipe, the device node or the link with a
+    regular file (or fail, in ``/proc``); so never resumable."""
+    if path == "-":
+        return True
+    full = os.path.abspath(path)
+    if full.startswith(("/dev/", "/proc/")) and not full.startswith("/dev/shm/"):
+        return True  # /dev/shm holds regular files, written as anywhere else
+    return os.path.exists(path) and not os.path.isfile(path)
 
 
 class Output:
@@ -115,15 +115,15 @@ class Output:
     is opened only at the first write, so a run that fails before its first
     page leaves an earlier partial file (and its checkpoint) untouched too.
     Resuming, it is cut back to ``resume_offset`` bytes (dropping a page
-    half-written by a killed run). ``-`` (stdout) and other streams (see
-    ``is_stream``) are written directly."""
+    half-written by a killed run). ``-`` is stdout, written directly, as is a
+    pipe or a device (`in_place`)."""
 
     def __init__(
         self, path: str, *, resume_offset: int | None = None, checkpoint: str | None = None
     ) -> None:
         self._path = path
-        self._stream = is_stream(path)
-        self.partial = path if self._stream else partial_path(path)
+        self._in_place = in_place(path)
+        self.partial = path if self._in_place else partial_path(path)
         self._resume_offset = resume_offset
         self._checkpoint = checkpoint
         self._file: IO[bytes] | None = None
@@ -136,7 +136,7 @@ class Output:
     def _open(self) -> IO[bytes]:
         if self._path == "-":
             return sys.stdout.buffer
-        if self._stream:
+        if self._in_place:
             return open(self._path, "wb")
         if self._resume_offset is None:
             if self._checkpoint is not None:
@@ -154,7 +154,7 @@ class Output:
 
     def commit(self) -> None:
         """The file is complete: make it durable and put it in place."""
-        if self._stream:
+        if self._in_place:
             self.flush()
             return
         file = self._file if self._file is not None else self._open()
@@ -373,17 +373,30 @@ async def _sync_one(
     listing = target.spec.make(client)
     pages = listing.pages(start=resumed.pages + 1 if resumed else 1)
     if resumed is not None:
+        past_cap = False
         try:
             first = await anext(pages, None)
+        except PageLimitError as exc:
+            # Now past the cap, it can only go on by the scroll, so this resume
+            # refuses; but the list grew since the checkpoint: a change, which
+            # --restart-on-change answers by starting over.
+            await listing.aclose()
+            if not restart_on_change or exc.total_count is None:
+                raise
+            first, past_cap = None, True
+            listing.changes.first_total_count = exc.total_count
         except BaseException:
             await listing.aclose()
             raise
         # The list may have changed a lot since the interrupted run: compare
         # its length now with the length the checkpoint recorded.
         now, then = listing.changes.first_total_count, target.total_count
-        if first is not None and now is not None and then is not None and now != then:
+        if past_cap or (first is not None and now is not None and then is not None and now != then):
             changed = (
-                f"{target.spec.name}: the list changed since the interrupted run "
+                f"{target.spec.name}: the list is now past the 10,000-record cap "
+                f"(total_count {then} -> {now})"
+                if past_cap
+                else f"{target.spec.name}: the list changed since the interrupted run "
                 f"(total_count {then} -> {now})"
             )
             if restart_on_change:
@@ -409,9 +422,11 @@ async def _sync_one(
 
     def save(progress: Progress) -> None:
         assert checkpoint_file is not None
-        if listing.changes.method == SWITCHED_TO_SCROLL:
+        if listing.changes.method != "pages" and not fingerprint.get("scroll"):
             # Scroll batches are not numbered pages: the checkpoint stays at the
-            # last numbered page, and a resume from it refuses or goes on by page.
+            # last numbered page (none, for a list scrolled from page 1 because it
+            # was past the cap), and a resume from it refuses, goes on by page or
+            # starts over. Only --scroll, in the fingerprint, resumes by batch.
             return
         Checkpoint(
             fingerprint, progress.pages, progress.items, progress.offset, changes.last_total_count
@@ -428,9 +443,37 @@ async def _sync_one(
                 on_page=board.track(target.spec.name, done_pages=resumed.pages if resumed else 0),
                 on_written=save if checkpoint_file else None,
             )
+        if resumed is not None:
+            _count_check_with_file(target.spec.name, resumed, target.summary)
         out.commit()
     finally:
         out.close()
+
+
+def _count_check_with_file(name: str, resumed: Progress, summary: ExportSummary) -> None:
+    """The count check of a resumed fetch, the records already in the file counted.
+
+    The listing of a resumed fetch delivers only the pages after the checkpoint,
+    so it cannot make the check itself; without this, resuming a list that ended
+    short (as the failure line says to) would put the short file in place, exit 0.
+    """
+    changes = summary.changes
+    first, last = changes.first_total_count, changes.last_total_count
+    if changes.method != "pages" or first is None:
+        return  # the scroll (no server count), or the API sent no total_count
+    expected = first if last is None else min(first, last)
+    delivered = resumed.items + summary.items
+    if delivered >= expected:
+        changes.count_check = "passed"
+        return
+    changes.count_check = "failed"
+    raise IncompleteListError(
+        f"{name}: the list ended after {delivered:,} records (the file's included), but "
+        f"it said it held {expected:,} (total_count) and no change seen during the fetch "
+        f"explains the {expected - delivered:,} missing",
+        expected=expected,
+        delivered=delivered,
+    )
 
 
 async def _prepend(
@@ -444,34 +487,49 @@ async def _prepend(
 
 async def sync_merged(
     client: IntercomClient,
-    specs: list[ListSpec],
+    targets: list[Target],
     out: Output,
     fmt: OutputFormat,
     board: ProgressBoard,
-) -> ExportSummary:
+) -> None:
     """Every list into one file, one after another, a record seen before dropped.
 
     The lists are fetched one after another too: a list past the record cap is
     scrolled, Intercom allows one scroll at a time, and a later list's scroll
     waiting on an earlier list that is waiting to be written would never end.
+    Each target gets a summary of its own (pages, records kept, and its
+    listing's changes: method, count check, duplicates dropped, those already
+    written by an earlier list included), for the report and ``--stats``.
     """
-    changes = ListChanges()
+    kept_by_list = [[0, 0] for _ in targets]  # pages, records kept
+    changes_by_list: list[ListChanges | None] = [None] * len(targets)
 
-    async def each_list() -> AsyncGenerator[Page[Item], None]:
-        for spec in specs:
-            on_page = board.track(spec.name)
-            async with spec.make(client) as listing:
-                async for page in listing.pages():
-                    if on_page is not None:
-                        on_page(page)
-                    yield page
+    async def merged() -> AsyncGenerator[Page[Item], None]:
+        seen: set[object] = set()
+        for index, target in enumerate(targets):
+            on_page = board.track(target.spec.name)
+            async with target.spec.make(client) as listing:
+                changes_by_list[index] = listing.changes
+                # A record an earlier list wrote is dropped, counted as this list's.
+                pages = drop_repeated_ids(listing.pages(), listing.changes, seen)
+                async with aclosing(pages):
+                    async for page in pages:
+                        kept_by_list[index][0] += 1
+                        kept_by_list[index][1] += len(page.items)
+                        if on_page is not None:
+                            on_page(page)
+                        yield page
 
     try:
-        summary = await export(drop_repeated_ids(each_list(), changes), out, fmt, changes=changes)
+        summary = await export(merged(), out, fmt, changes=ListChanges())
         out.commit()
     finally:
         out.close()
-    return summary
+    for target, (pages, items), changes in zip(targets, kept_by_list, changes_by_list, strict=True):
+        if changes is not None:
+            target.summary = ExportSummary(
+                pages=pages, items=items, seconds=summary.seconds, changes=changes
+            )
 
 
 def _plural(count: int, noun: str) -> str:

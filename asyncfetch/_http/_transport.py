@@ -373,11 +373,20 @@ class Transport:
             parsed = loads(body)
         except ValueError:
             raise ResponseFormatError(
-                f"HTTP {status} response body is not JSON: {body_snippet(body)}",
+                f"HTTP {status} response body is not JSON: "
+                f"{body_snippet(self._without_secrets(body))}",
                 url=str(answered_url),
                 page=page,
             ) from None
         return (parsed, headers) if with_headers else parsed
+
+    def _without_secrets(self, body: bytes) -> bytes:
+        """``body`` with every secret replaced by ``[token]`` (error paths only)."""
+        if not self._secrets:
+            return body
+        text = body.decode("utf-8", "replace")
+        shown = self._redacted(text)
+        return body if shown == text else shown.encode()
 
     def _redacted(self, text: str) -> str:
         for token in self._secrets:
@@ -393,6 +402,10 @@ class Transport:
         url: str,
         page: int | None,
     ) -> AsyncFetchError:
+        # The secrets go before the decoder reads the body: a message cut from
+        # it (``body_snippet``) would otherwise show the first half of a token
+        # that straddles the cut, which no later redaction recognises.
+        body = self._without_secrets(body)
         decoded = self._decode_error(status, body, headers)
         if isinstance(decoded, AsyncFetchError):
             decoded.url, decoded.page = url, page

@@ -20,7 +20,10 @@ failure starts the scroll afresh. Records already handed over are remembered
 by id, so a restarted scroll skips them and the result stays every record
 once. The scroll a failure left open blocks a fresh start (``scroll_exists``)
 until it expires, a minute unused; the restart waits for that, polling with
-a short backoff.
+a short backoff. One answer is not a failure of the scroll: a 429 is the rate
+limit refusing the request before it reaches the scroll (the cursor has not
+moved; the bundled server models it so), so the same request is sent again
+once the rate budget allows, up to `MAX_THROTTLED` times in a row.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from .._exceptions import (
     APIError,
     AsyncFetchError,
     PageLimitError,
+    RateLimitError,
     ResponseFormatError,
     TransportError,
 )
@@ -54,6 +58,9 @@ logger = logging.getLogger("asyncfetch")
 
 MAX_RESTARTS = 5
 """Fresh starts in a row, none of which got a new record, before a scroll gives up."""
+MAX_THROTTLED = 5
+"""429s in a row for one scroll request before it counts as a failure (and the scroll
+starts again), as a page-numbered request gives up after its tries."""
 SCROLL_EXISTS_FIRST_PAUSE = 0.25
 SCROLL_EXISTS_MAX_PAUSE = 5.0
 SCROLL_EXISTS_WAIT = 75.0
@@ -164,15 +171,28 @@ class Scroll:
         url = str(url_)
         read = partial(_read, items_key=items_key, url=url)
         param: str | None = None
+        throttled = 0
         while True:
             # No generic retry: a re-sent scroll request does not repeat a lost batch.
-            items, param = await self.transport.get(
-                url,
-                read=read,
-                params={"scroll_param": param} if param else None,
-                page=yielded[0] + 1,
-                retry=False,
-            )
+            try:
+                items, param = await self.transport.get(
+                    url,
+                    read=read,
+                    params={"scroll_param": param} if param else None,
+                    page=yielded[0] + 1,
+                    retry=False,
+                )
+            except RateLimitError as exc:
+                # A 429 is the rate limit refusing the request before it reaches
+                # the scroll: the cursor has not moved, so the same request goes
+                # again once the rate budget (holding every request) allows.
+                # Starting over would wait for this scroll to expire and walk
+                # it from the start. Not a wait beyond max_wait, nor for ever.
+                throttled += 1
+                if exc.code == "rate_limit_wait" or throttled >= MAX_THROTTLED:
+                    raise
+                continue
+            throttled = 0
             if not items:
                 return
             fresh = drop_seen(items, seen, page=yielded[0] + 1)

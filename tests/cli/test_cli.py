@@ -227,3 +227,56 @@ async def test_persistent_failure_exits_1_and_keeps_the_pages_before_it(
     assert not out.exists()
     partial = tmp_path / "users.jsonl.partial"
     assert ids(read_jsonl(partial)) == [f"u{i}" for i in range(6)]  # pages 1-3, whole
+
+
+@pytest.mark.anyio
+async def test_the_resume_command_is_not_garbled_by_a_short_token(
+    raw_server: RawServer, tmp_path: Path
+) -> None:
+    # A short token ("e", as people type against the bundled server) was
+    # replaced inside every other argument: the command printed to resume
+    # named another file ("us***rs.jsonl") and options that do not exist.
+    async def handler(request: web.Request) -> web.Response:
+        if request.query["page"] == "2":
+            return web.Response(status=503, body=error_body("service_unavailable", "down"))
+        return web.Response(body=page_body(request, total=3))
+
+    base = await raw_server(handler)
+    out = tmp_path / "users.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTERCOM_")}
+    result = await anyio.run_process(
+        [sys.executable, "-m", "asyncfetch", "users", "--base-url", base, "--retries", "1",
+         "--out", str(out)],
+        check=False,
+        env={**env, "INTERCOM_ACCESS_TOKEN": "e"},
+    )  # fmt: skip
+    assert result.returncode == 1
+    stderr = result.stderr.decode().strip()
+    assert stderr.endswith(
+        f"; to resume: asyncfetch users --base-url {base} --retries 1 --out {out} --resume"
+    ), stderr
+
+
+@pytest.mark.anyio
+async def test_verbose_lines_are_not_garbled_by_a_short_token(raw_server: RawServer) -> None:
+    # The log filter replaced the token everywhere: with token "e" every "e"
+    # of every -v line became "***" ("s***rvic***_unavailabl***").
+    hits: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        hits.append(request.query["page"])
+        if request.query["page"] == "2" and hits.count("2") == 1:
+            return web.Response(status=503, body=error_body("service_unavailable", "down"))
+        return web.Response(body=page_body(request, total=3))
+
+    base = await raw_server(handler)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTERCOM_")}
+    result = await anyio.run_process(
+        [sys.executable, "-m", "asyncfetch", "users", "--base-url", base, "-v", "--quiet"],
+        check=False,
+        env={**env, "INTERCOM_ACCESS_TOKEN": "e"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    stderr = result.stderr.decode()
+    assert "retrying after: HTTP 503 service_unavailable: down" in stderr, stderr
+    assert "***" not in stderr

@@ -403,6 +403,51 @@ async def test_a_resume_after_the_list_changed_warns_or_starts_over(
         assert ids(read_jsonl(out)) == [f"old#{i}" for i in range(6)] + ["new#6", "new#7"]
 
 
+@pytest.mark.anyio
+async def test_restart_on_change_starts_over_a_list_that_grew_past_the_cap(
+    raw_server: RawServer, tmp_path: Path
+) -> None:
+    # The checkpoint was written while the list held 12 records; it now holds
+    # 10,050, past the cap, and can only go on by the scroll. That is a change:
+    # --restart-on-change starts over (by the scroll), where a plain --resume
+    # refuses.
+    state = {"pages": 6, "fail_at": "4", "name": "old"}
+    grown = 10_050
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.path == "/users/scroll":
+            batch = int(request.query.get("scroll_param", "0"))
+            users = [
+                {"type": "user", "id": f"new#{i}"}
+                for i in range(batch * 5000, min((batch + 1) * 5000, grown))
+            ]
+            body = {"type": "user.list", "users": users, "scroll_param": str(batch + 1)}
+            return web.Response(body=orjson.dumps(body), content_type="application/json")
+        if request.query["page"] == state["fail_at"]:
+            return web.Response(status=503, body=error_body("service_unavailable", "down"))
+        return tagged_page(request, total_pages=int(state["pages"]), name=state["name"])
+
+    base = await raw_server(handler)
+    out = tmp_path / "users.jsonl"
+    code, _ = await fetch_raw(base, "users", "--retries", "1", "--out", str(out))
+    assert code == 1
+    assert checkpoint_of(out)["pages"] == 3
+
+    state.update(pages=str(grown // 2), fail_at="none", name="new")
+    args = ("users", "--retries", "1", "--out", str(out), "--resume", "--quiet")
+    code, stderr = await fetch_raw(base, *args)
+    assert code == 1  # a plain resume refuses, in one line
+    assert "cannot resume after page 3" in one_line(stderr)
+    code, stderr = await fetch_raw(base, *args, "--restart-on-change")
+    assert code == 0, stderr
+    assert one_line(stderr) == (
+        "asyncfetch: warning: users: the list is now past the 10,000-record cap "
+        "(total_count 12 -> 10050); starting over (--restart-on-change)"
+    )
+    assert ids(read_jsonl(out)) == [f"new#{i}" for i in range(grown)]
+    assert names_in(tmp_path) == ["users.jsonl"]
+
+
 # --- Tracebacks instead of one line ---
 
 
@@ -433,6 +478,43 @@ def test_stats_into_a_place_that_cannot_hold_it_fails_before_any_request(
     )
     assert server.stats.requests == 0
     assert not (tmp_path / "u.jsonl").exists()
+
+
+def test_an_out_that_is_a_pipe_or_a_device_is_written_in_place_not_replaced(
+    server: ServerThread, tmp_path: Path
+) -> None:
+    # The export is written beside the target and renamed over it: over a
+    # named pipe that replaced the pipe with a regular file (its reader got
+    # nothing, the run exited 0), and run as root over /dev/null or /dev/full
+    # it replaced the device node. A pipe or a device is written where it is.
+    fifo = tmp_path / "users.jsonl"
+    os.mkfifo(fifo)
+    read: list[bytes] = []
+    reader = threading.Thread(target=lambda: read.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    result = fetch(server, "users", "--out", str(fifo), "--quiet")
+    reader.join(timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert ids(orjson.loads(line) for line in read[0].splitlines()) == ids(server.workspace.users)
+    assert fifo.is_fifo()
+    assert names_in(tmp_path) == ["users.jsonl"]  # no partial file, checkpoint or lock
+    # A device: the writes reach it (a full one fails in one line, exit 1).
+    full = fetch(server, "users", "--out", "/dev/full", "--quiet")
+    assert full.returncode == 1
+    assert "No space left on device" in one_line(full.stderr)
+    assert Path("/dev/full").is_char_device()
+    assert not Path("/dev/full.partial").exists()
+    # /dev/fd/1, /dev/stdout: the kernel's names of an open file, here a regular one.
+    target = tmp_path / "through-fd.jsonl"
+    with target.open("wb") as stdout:
+        through = subprocess.run(
+            [SCRIPT, "users", "--out", "/dev/fd/1", "--quiet", "--base-url", server.base_url,
+             "--token", TOKEN],
+            stdout=stdout, stderr=subprocess.PIPE, text=True, env=environment(), timeout=60,
+            check=False,
+        )  # fmt: skip
+    assert through.returncode == 0, through.stderr
+    assert ids(read_jsonl(target)) == ids(server.workspace.users)
 
 
 def test_serve_on_a_busy_port_or_a_foreign_address_is_one_line() -> None:

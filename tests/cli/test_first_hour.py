@@ -158,6 +158,27 @@ def test_small_lists_end_quietly_when_the_reader_stops_early(server: ServerThrea
     assert result.stderr == ""
 
 
+@pytest.mark.parametrize("name", ["tags", "users"])
+def test_a_full_disk_under_stdout_is_one_line_and_exit_1(server: ServerThread, name: str) -> None:
+    # /dev/full: every write fails with ENOSPC, as on a full disk.
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [ASYNCFETCH, name, "--quiet"] if name == "users" else [ASYNCFETCH, name],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment(server),
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("asyncfetch: error: cannot write")
+    assert "No space left on device" in lines[0]
+
+
 def test_serve_prints_ids_that_exist_and_how_to_use_them() -> None:
     process = subprocess.Popen(
         [ASYNCFETCH, "serve", "--port", "0", "--users", "1000"],
@@ -329,6 +350,38 @@ def test_usage_errors_name_the_cli_options(
     assert message in result.stderr
     assert library_word not in result.stderr
     assert server.stats.requests == served_before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["users", "--per-page", "61"], "Invalid value for '--per-page': 61 is not in the range"),
+        (["users", "--format", "xml"], "Invalid value for '--format': 'xml' is not one of"),
+        (["users", "--nope"], "No such option '--nope'"),
+        (["users", "--per-page"], "Option '--per-page' requires an argument"),
+        (["nope"], "No such command 'nope'"),
+        (["serve", "--port", "x"], "Invalid value for '--port': 'x' is not a valid integer"),
+    ],
+)
+def test_options_click_refuses_are_one_line_too(
+    server: ServerThread, args: list[str], message: str
+) -> None:
+    # Click's own refusals printed four lines (Usage, Try, a blank, Error).
+    served_before = server.stats.requests
+    result = run(*args, env=environment(server))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("asyncfetch: error: ")
+    assert message in lines[0]
+    assert server.stats.requests == served_before
+
+
+def test_a_bare_asyncfetch_still_shows_the_help() -> None:
+    result = run()
+    assert result.returncode == 2
+    assert "Commands:" in result.stdout + result.stderr
+    assert "asyncfetch: error" not in result.stderr
 
 
 @pytest.mark.parametrize(

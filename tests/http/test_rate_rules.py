@@ -378,6 +378,25 @@ async def test_an_echoed_token_is_redacted_from_errors(raw_server: RawServer, wh
     assert "[token]" in shown
 
 
+@pytest.mark.parametrize("status", [502, 200])
+async def test_a_token_cut_by_the_body_snippet_is_not_shown_in_part(
+    raw_server: RawServer, status: int
+) -> None:
+    # An error built from a body that is not an error.list quotes its first 80
+    # characters. An echoed token that straddles that cut must not show its
+    # first half: the snippet is redacted before it is cut.
+    async def handler(request: web.Request) -> web.Response:
+        echoed = request.headers["Authorization"]
+        return web.Response(status=status, text=f"<html><body>{'x' * 55} {echoed} </body></html>")
+
+    client = client_at(await raw_server(handler), retries=Retries(attempts=1))
+    with pytest.raises(Exception) as info:  # noqa: PT011 - any error, as long as it is redacted
+        await fetch_ids(client)
+    shown = " ".join([str(info.value), repr(info.value), str(vars(info.value))])
+    assert "Bearer " in shown  # the cut falls a few characters into the token
+    assert "Bearer " + TOKEN[:3] not in shown, shown
+
+
 async def test_a_short_token_is_redacted_where_it_stands_alone_not_inside_words(
     raw_server: RawServer,
 ) -> None:

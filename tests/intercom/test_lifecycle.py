@@ -163,6 +163,28 @@ async def test_integers_wider_than_64_bits_stay_exact(raw_server: RawServer) -> 
     assert users[1]["custom_attributes"]["big"] == 2**64
 
 
+async def test_a_negative_19_digit_integer_below_int64_stays_exact(raw_server: RawServer) -> None:
+    # The wide-number check looked for 20 digits in a row, but -2**63 - 1 and
+    # below need only 19: orjson read -9300000000000000000 as -9.3e+18.
+    below = -(2**63) - 1
+    low = -9_300_000_000_000_000_000
+
+    async def handler(request: web.Request) -> web.Response:
+        body = (
+            b'{"type":"user.list","total_count":1,"users":[{"type":"user","id":"a",'
+            b'"custom_attributes":{"below":%d,"low":%d,"min":%d}}],'
+            b'"pages":{"type":"pages","next":null,"page":1,"per_page":50,"total_pages":1}}'
+            % (below, low, -(2**63))
+        )
+        return web.Response(body=body, content_type="application/json")
+
+    base = await raw_server(handler)
+    async with IntercomClient(token=TOKEN, base_url=base) as client:
+        users = [u async for u in client.users()]
+    assert users[0]["custom_attributes"] == {"below": below, "low": low, "min": -(2**63)}
+    assert all(type(v) is int for v in users[0]["custom_attributes"].values())
+
+
 @pytest.mark.parametrize("name", ["jsonl", "json", "csv"])
 async def test_every_format_writes_wide_integers_exactly(name: str) -> None:
     items = [{"id": "a", "n": WIDE, "nested": {"n": WIDE}}, {"id": "b", "n": 1.5, "nested": {}}]

@@ -98,6 +98,30 @@ async def test_a_lost_scroll_answer_restarts_the_scroll_instead_of_skipping_a_ba
     assert client.stats.retries == 0  # no scroll request was re-sent
 
 
+async def test_a_429_during_a_scroll_sends_the_same_request_again(
+    make_server: MakeServer,
+) -> None:
+    # A 429 is the rate limit refusing the request before it reaches the
+    # scroll: the cursor has not moved. Restarting the scroll for it cost a wait
+    # for the open scroll to expire (a minute at Intercom) and a walk from the
+    # start; a burst of 429s failed the run where page-numbered listing waits.
+    faults = FaultConfig(
+        seed=5, throttle_rate=0.2, throttle_burst=1, retry_after_share=1.0,
+        retry_after_seconds=0, max_consecutive_faults=2,
+    )  # fmt: skip
+    server = await make_server(
+        users=600, faults=faults, scroll_page_size=50, scroll_expiry_seconds=3,
+        rate_window_seconds=1,
+    )  # fmt: skip
+    async with client_for(server) as client:
+        got = [str(u["id"]) async for u in client.users(scroll=True)]
+    assert got == ids(server.workspace.users)
+    assert server.stats.faults["throttle"] > 0
+    starts = [n for path, n in server.stats.pages if path == "/users/scroll" and n == 1]
+    assert len(starts) == 1  # never started again
+    assert server.stats.statuses[400] == 0  # so never refused with scroll_exists
+
+
 # -- 8.3 a filter that cannot see the membership ---------------------------------
 
 
@@ -353,6 +377,55 @@ async def _cli(*args: str) -> tuple[int, str]:
     return process.returncode, stderr.decode()
 
 
+async def test_a_run_scrolled_from_page_one_is_never_resumed_by_page(
+    raw_server: RawServer, tmp_path: Path
+) -> None:
+    # Page 1 said 10,100 records: the run scrolled from the start (no --scroll)
+    # and failed after one batch of 5,000. Its checkpoint counted that batch as
+    # "page 1" under a fingerprint that says page-numbered listing; the list
+    # has since shrunk below the cap, so the resume went on by page from page
+    # 2 (records 60 on): 4,940 records twice, exit 0.
+    state = {"total": 10_100, "fail": True}
+
+    async def handler(request: web.Request) -> web.Response:
+        total = state["total"]
+        if request.path == "/users/scroll":
+            batch = int(request.query.get("scroll_param", "0"))
+            if state["fail"] and batch == 1:
+                return web.Response(status=400, body=b'{"type": "error.list", "errors": []}')
+            start, end = batch * 5000, min((batch + 1) * 5000, total)
+            users = [{"type": "user", "id": f"u{i}"} for i in range(start, end)]
+            return web.json_response(
+                {"type": "user.list", "users": users, "scroll_param": str(batch + 1)}
+            )
+        number, per_page = int(request.query["page"]), int(request.query["per_page"])
+        last = -(-total // per_page)
+        first = (number - 1) * per_page
+        users = [
+            {"type": "user", "id": f"u{i}"} for i in range(first, min(first + per_page, total))
+        ]
+        nxt = str(request.url.update_query(page=str(number + 1))) if number < last else None
+        pages = {"type": "pages", "page": number, "per_page": per_page, "total_pages": last,
+                 "next": nxt}  # fmt: skip
+        return web.Response(
+            body=orjson.dumps(
+                {"type": "user.list", "total_count": total, "users": users, "pages": pages}
+            ),
+            content_type="application/json",
+        )
+
+    out = tmp_path / "users.jsonl"
+    args = ("users", "--base-url", await raw_server(handler), "--per-page", "60", "--out", str(out))
+    code, stderr = await _cli(*args, "--quiet")
+    assert code == 1, stderr
+    assert len((tmp_path / "users.jsonl.partial").read_bytes().splitlines()) == 5000
+    state.update(total=9_950, fail=False)
+    code, stderr = await _cli(*args, "--quiet", "--resume")
+    assert code == 0, stderr
+    written = [orjson.loads(line)["id"] for line in out.read_bytes().splitlines()]
+    assert written == [f"u{i}" for i in range(9_950)]  # started over: every record once
+
+
 async def test_the_cli_fails_a_short_list_with_one_line_and_keeps_what_it_wrote(
     raw_server: RawServer, tmp_path: Path
 ) -> None:
@@ -370,6 +443,39 @@ async def test_the_cli_fails_a_short_list_with_one_line_and_keeps_what_it_wrote(
     assert "/users" in lines[0]
     # What was written stays, under the partial name, resumable.
     assert not out.exists()
+    assert len((tmp_path / "users.jsonl.partial").read_bytes().splitlines()) == 6
+
+
+async def test_resuming_a_short_list_as_the_failure_line_says_still_fails(
+    raw_server: RawServer, tmp_path: Path
+) -> None:
+    # The failure line ends with "to resume: ... --resume". A resumed fetch
+    # delivers only the pages after the checkpoint, so the count check must
+    # count the records already in the file too, or the resume exits 0 with
+    # 6 of the 9 records and puts the short file in place.
+    async def handler(request: web.Request) -> web.Response:
+        if int(request.query.get("page", "1")) > 3:
+            body = {"type": "user.list", "total_count": 9, "users": [], "pages": {"next": None}}
+            return web.json_response(body)
+        return _short_list(request)
+
+    out = tmp_path / "users.jsonl"
+    base = await raw_server(handler)
+    args = ("users", "--base-url", base, "--per-page", "3", "--out", str(out))
+    code, stderr = await _cli(*args)
+    assert code == 1, stderr
+    # Resuming cannot mend a list that ends short: the line says to fetch it
+    # again, not to resume (which would fail the same way, forever).
+    assert "to resume:" not in stderr
+    again = f"asyncfetch {' '.join(args)} --token '***' --restart"
+    assert stderr.strip().endswith(f"; to fetch it again: {again}"), stderr
+    code, stderr = await _cli(*args, "--resume")
+    assert code == 1, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "ended after 6 records" in lines[0]
+    assert "said it held 9" in lines[0]
+    assert not out.exists()  # the short file is not put in place
     assert len((tmp_path / "users.jsonl.partial").read_bytes().splitlines()) == 6
 
 
@@ -407,6 +513,38 @@ async def test_stats_say_a_scroll_filtered_list_is_exempt_and_duplicates_are_rep
     }
     assert both
     assert f"dropped {len(both)} duplicate record(s)" in stderr
+
+
+async def test_stats_of_merged_lists_say_each_list_s_method_count_check_and_duplicates(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    # Two lists into one file: --stats reported everything under the first list
+    # (method "pages" though it scrolled, count_check "not run" though each
+    # listing was checked) and nothing under the second, and the warning blamed
+    # the first list for the records the second one repeated.
+    server = await make_server(users=1000, page_cap_records=100, scroll_page_size=500)
+    ws = server.workspace
+    tags = [str(ws.tags[1]["id"]), str(ws.tags[2]["id"])]
+    lists = [ws.items(ListKey("users", "tag_id", tag)) for tag in tags]
+    assert all(len(listed) > 100 for listed in lists)  # both go on by the scroll
+    both = set(ids(lists[0])) & set(ids(lists[1]))
+    assert both
+    merged, stats = tmp_path / "merged.jsonl", tmp_path / "stats.json"
+    code, stderr = await _cli(
+        "users", "--tag-id", tags[0], "--tag-id", tags[1], "--base-url", server.base_url,
+        "--out", str(merged), "--stats", str(stats),
+    )  # fmt: skip
+    assert code == 0, stderr
+    written = ids(orjson.loads(line) for line in merged.read_bytes().splitlines())
+    assert len(written) == len(set(ids(lists[0])) | set(ids(lists[1])))
+    first, second = orjson.loads(stats.read_bytes())["lists"]
+    assert (first["items"], second["items"]) == (len(lists[0]), len(lists[1]) - len(both))
+    assert (first["duplicates_dropped"], second["duplicates_dropped"]) == (0, len(both))
+    for each in (first, second):
+        assert each["method"] == "pages, then scroll"
+        assert each["count_check"].startswith("exempt: scrolled and filtered locally")
+    assert f"users tag {tags[1]}: dropped {len(both)} duplicate record(s)" in stderr
+    assert f"users tag {tags[0]}: dropped" not in stderr
 
 
 # -- around the cap, with faults: every exit 0 holds exactly the list ------------
