@@ -1,7 +1,7 @@
 """``asyncfetch pages URL ...``: any page-numbered JSON API, from the command line.
 
 The command is ``PagesClient`` with its options as flags, and the Intercom
-commands' machinery for the rest (``_sync.py``, ``_cli_run.py``): the same
+commands' machinery for the rest (``_sync.py``, ``_run.py``, ``_options.py``): the same
 output formats, partial file and checkpoint, ``--resume``, progress, summary
 and exit codes. Everything a user can get wrong is reported before any
 request, in one line, exit 2: a URL that is not http(s), no page-count flag

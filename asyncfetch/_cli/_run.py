@@ -31,9 +31,7 @@ import click
 import orjson
 import stamina.instrumentation
 
-from .. import IntercomClient
-from .._config import Retries
-from .._exceptions import AsyncFetchError, PageLimitError
+from .. import AsyncFetchError, IntercomClient, PageLimitError, Retries
 from ._checkpoint import CheckpointMismatch, checkpoint_path
 from ._formats import Csv, OutputFormat, make_format
 from ._progress import progress_board

@@ -161,72 +161,94 @@ class ServerConfig:
     Attributes:
         users: Users in the synthetic workspace (0 to 1,000,000); the other
             collections scale with it, see `_workspace.py`.
+            Default ``1000``.
         seed: Seed of the workspace; the same ``(users, seed)`` serves the same bytes.
+            Default ``0``.
         latency_ms: Fixed delay, in milliseconds, added to every request before
             it is handled (simulates the network and Intercom's own time).
+            Default ``0.0``.
         rate_limit: Requests allowed per window.  When set it is advertised
             in ``X-RateLimit-Limit`` and enforced with 429; when None (and
             ``rate_limit_per_minute`` is None) the headers advertise 1666 per
             window but nothing is enforced.
+            Default ``None``.
         rate_limit_per_minute: The quota as Intercom states it, per minute
             (instead of ``rate_limit``): each window allows its share,
             ``per_minute * rate_window_seconds / 60``, rounded up when
             enforced and rounded down in ``X-RateLimit-Limit``.
+            Default ``None``.
         remaining_counts_request: True: ``X-RateLimit-Remaining`` counts the
             request it answers (``Limit - 1`` after a window's first).  False:
             the 1.x and 2.0 docs' model, where it is what was left before it
             (``Limit`` after a window's first request).
+            Default ``True``.
         rate_headers_missing: ``(first, last)``: the API's answers to
             authenticated requests number ``first`` to ``last`` (from 1, in
             arrival order) carry no ``X-RateLimit-*`` headers, though the limit
             still holds.  None: every answer carries them.
+            Default ``None``.
         clock_skew_seconds: How far the server's clock runs ahead of ``clock``
             (negative: behind).  ``Date``, the rate windows and
             ``X-RateLimit-Reset`` all follow the skewed clock.
+            Default ``0.0``.
         rate_window_seconds: Length of the rate-limit windows, an int >= 1.
             Windows are aligned to multiples of it since the epoch, and
             ``X-RateLimit-Reset`` is the end of the current one (Intercom: 10).
+            Default 10 (``RATE_WINDOW_SECONDS``).
         token: The only access token accepted.  None accepts any non-empty token.
+            Default ``None``.
         page_cap_records: A page whose first record has this 0-based index or
             more is past the cap (Intercom stops page-numbered listing at
             10,000 records), answered as ``cap_per_endpoint`` says.
+            Default ``10_000``.
         clock: Returns the current UNIX time in seconds; drives the rate-limit
             windows.  Tests inject a fake clock to cross windows without sleeping.
+            Default ``time.time``.
         faults: Seeded faults injected into list and scroll requests; None
             (or a config with every rate 0) serves every request faithfully.
             A 5xx fault on a scroll request ends that scroll.
+            Default ``None``.
         insert_users_every: After every this many user-list pages served
             (any ``user.list``: all users, by tag, segment or company, and
             ``/users/scroll`` batches), sign up a new user at the front of the
             all-users and large-tag lists (see `Workspace.insert_user`): later
             items shift one place, and ``total_count`` grows.  A scroll already
             open does not see the newcomers.  None never does.
+            Default ``None``.
         scroll_page_size: Objects per Scroll API batch, an int >= 1.
+            Default ``100``.
         scroll_expiry_seconds: A scroll unused for this many seconds (on
             ``clock``) expires: its ``scroll_param`` gives 404 and it no longer
             blocks a new scroll.  A finite number > 0 (Intercom: one minute).
+            Default ``60.0``.
         cap_per_endpoint: Past ``page_cap_records`` each endpoint answers as
             Intercom's does (users: 400 ``bad_request`` "page limit reached,
             please use scroll API"; companies: 200 with an empty list,
             ``total_count`` 0 and ``total_pages`` 0; contacts: 400
             ``parameter_invalid`` "'page' not found on model").  False: every
             endpoint answers 400 ``parameter_invalid`` "page limit reached...".
+            Default ``True``.
         leads_in_lists: The ``users`` lists of a tag or segment hold the leads
             carrying it too, as ``"type": "contact"`` records (Intercom).  False:
             leads belong to no tag or segment.
+            Default ``True``.
         company_refs_id_only: A user's nested companies are
             ``{"type": "company", "id": ...}`` only, as in the 1.x User Model.
             False adds ``company_id`` and ``name``.
+            Default ``True``.
         scroll_cursor: ``"server"`` (Intercom): a scroll's cursor lives on the
             server and every batch of one scroll carries the same
             ``scroll_param``, so a re-sent request gets the next batch, not the
             one whose answer was lost.  ``"single_use"``: each batch carries a
             fresh ``scroll_param`` and re-sending a spent one gives 404 and ends
             the scroll.
+            Default ``"server"``.
         scroll_per_workspace: One scroll open at a time across users, contacts
             and companies (Intercom); False: one per collection.
+            Default ``True``.
         insert_users_count: Users signed up at each ``insert_users_every``
             step, an int >= 1: a list near the cap crosses it mid-fetch.
+            Default ``1``.
     """
 
     users: int = 1000
