@@ -1,4 +1,10 @@
-"""Small frozen option objects, checked when made."""
+"""Small frozen option objects, and the checks every option goes through.
+
+Options are keyword-only, frozen and checked when made, so a wrong value
+fails at once with a ``ValueError`` naming what is allowed, before any
+request is sent, rather than as a confusing failure mid-fetch; frozen,
+because a client shares them with every request it runs.
+"""
 
 from __future__ import annotations
 

@@ -250,3 +250,36 @@ def test_the_checker_fails_each_broken_rule(tmp_path: Path) -> None:
         "import cycle between rooms: pkg -> pkg._core -> pkg._http -> pkg._cli -> pkg",
         "import cycle between rooms: pkg._http -> pkg._cli -> pkg._intercom -> pkg._http",
     ]
+
+
+def absolute_self_imports(package_dir: Path) -> list[str]:
+    """Every import of the package by its own name from inside it: the package
+    imports itself relatively, so that a module's imports say which room they
+    reach (``..``) and the package works under another name."""
+    package = package_dir.name
+    found = []
+    for path in sorted(package_dir.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                modules = [node.module or ""]
+            else:
+                continue
+            if any(module.split(".")[0] == package for module in modules):
+                found.append(f"{path.relative_to(package_dir.parent)}:{node.lineno}")
+    return found
+
+
+def test_the_package_imports_itself_relatively(tmp_path: Path) -> None:
+    assert absolute_self_imports(PACKAGE_DIR) == []
+    # The check finds both forms, also inside a function.
+    tree = write(
+        tmp_path,
+        {
+            **GOOD,
+            "_cli/_other.py": "def f():\n    import pkg._core\n",
+            "testing/_server.py": "from aiohttp import web\nfrom pkg import run\n",
+        },
+    )
+    assert absolute_self_imports(tree) == ["pkg/_cli/_other.py:2", "pkg/testing/_server.py:2"]

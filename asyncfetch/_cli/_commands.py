@@ -16,7 +16,7 @@ from typing import Any, Final, TypeVar
 import click
 
 from .. import DEFAULT_BASE_URL, IntercomClient, Retries, __version__
-from ._formats import FORMATS
+from ._options import fetch_options
 from ._pages import pages
 from ._run import (
     LineUsageError,
@@ -54,7 +54,9 @@ _RETRIES: Final = Retries()
 
 
 def _fetch_options(command: F) -> F:
-    """The options every fetching command takes."""
+    """The options every Intercom fetching command takes: Intercom's own
+    (where, who, page size, duplicates, a folder of files), then those shared
+    with ``pages`` (``_options.py``)."""
     options = [
         click.option(
             "--base-url",
@@ -69,13 +71,6 @@ def _fetch_options(command: F) -> F:
             help="Access token [env: INTERCOM_ACCESS_TOKEN]. Never printed.",
         ),
         click.option(
-            "--out",
-            "out_path",
-            default="-",
-            type=click.Path(dir_okay=False, allow_dash=True),
-            help="File to write, items in API order; '-' is stdout. Several lists: merged.",
-        ),
-        click.option(
             "--per-page",
             type=click.IntRange(1, 60),
             default=_CLIENT_DEFAULTS["per_page"],
@@ -83,48 +78,9 @@ def _fetch_options(command: F) -> F:
             help="Items per page (Intercom allows 1 to 60).",
         ),
         click.option(
-            "--concurrency",
-            type=click.IntRange(min=1),
-            default=_CLIENT_DEFAULTS["concurrency"],
-            show_default=True,
-            help="Requests in flight at once.",
-        ),
-        click.option(
-            "--rate",
-            type=click.FloatRange(min=0, min_open=True),
-            default=None,
-            help="At most this many requests per second [default: no cap].",
-        ),
-        click.option(
-            "--timeout",
-            type=click.FloatRange(min=0, min_open=True),
-            default=_CLIENT_DEFAULTS["timeout"],
-            show_default=True,
-            help="Seconds allowed for one request.",
-        ),
-        click.option(
-            "--retries",
-            type=click.IntRange(min=1),
-            default=_RETRIES.attempts,
-            show_default=True,
-            help="Tries per request, the first included (1: no retries).",
-        ),
-        click.option(
-            "--max-retry-wait",
-            type=click.FloatRange(min=0, min_open=True),
-            default=_RETRIES.max_wait,
-            show_default=True,
-            help="Seconds one request may spend retrying, pauses included.",
-        ),
-        click.option(
             "--keep-duplicates",
             is_flag=True,
             help="Keep a record seen twice when the list changes mid-fetch.",
-        ),
-        click.option(
-            "--allow-insecure-http",
-            is_flag=True,
-            help="Allow plain http:// to a non-loopback host (sends the token unencrypted).",
         ),
         click.option(
             "--out-dir",
@@ -132,44 +88,12 @@ def _fetch_options(command: F) -> F:
             default=None,
             help="Write each list to its own file in this folder (made if missing).",
         ),
-        click.option(
-            "--format",
-            "format_name",
-            type=click.Choice(FORMATS),
-            default="jsonl",
-            show_default=True,
-            help="jsonl: one object per line; json: one array; csv: the --fields.",
+        fetch_options(
+            client=IntercomClient,
+            secret="the token",
+            several_lists=True,
+            fields_example="id,email,custom_attributes.plan",
         ),
-        click.option(
-            "--fields",
-            default=None,
-            help="CSV columns, dotted paths: id,email,custom_attributes.plan",
-        ),
-        click.option(
-            "--resume",
-            is_flag=True,
-            help="Continue an interrupted run from its FILE.partial and the checkpoint beside it.",
-        ),
-        click.option(
-            "--restart",
-            is_flag=True,
-            help="With --resume: fetch again from page 1 a file that is complete already.",
-        ),
-        click.option(
-            "--restart-on-change",
-            is_flag=True,
-            help="With --resume: start over when the list's total_count changed since the "
-            "interrupted run (default: warn and continue).",
-        ),
-        click.option(
-            "--stats",
-            "stats_path",
-            type=click.Path(dir_okay=False),
-            default=None,
-            help="Write the run's summary as JSON to this file.",
-        ),
-        click.option("-v", "--verbose", count=True, help="-v: retries and pauses; -vv: requests."),
-        click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr."),
     ]
     for option in reversed(options):
         command = option(command)

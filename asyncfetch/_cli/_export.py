@@ -1,4 +1,10 @@
-"""Write a listing to a file page by page: shared by the CLI and the demo."""
+"""Write a listing to a file page by page: shared by the CLI and the demo.
+
+Page by page, not item by item: a page's items are encoded and written in
+one call, and the progress (pages, items, the byte offset where the last
+complete page ends) is reported after each page, which is what a checkpoint
+records and a resume trusts.
+"""
 
 from __future__ import annotations
 

@@ -16,8 +16,7 @@ from typing import Any, Final
 import click
 import orjson
 
-from .. import IntercomClient, Item
-from .._config import Retries
+from .. import IntercomClient, Item, Retries
 from ._run import cli_errors
 from ._wording import count, option_message
 

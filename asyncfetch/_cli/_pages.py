@@ -1,7 +1,7 @@
 """``asyncfetch pages URL ...``: any page-numbered JSON API, from the command line.
 
 The command is ``PagesClient`` with its options as flags, and the Intercom
-commands' machinery for the rest (``_sync.py``, ``_cli_run.py``): the same
+commands' machinery for the rest (``_sync.py``, ``_run.py``, ``_options.py``): the same
 output formats, partial file and checkpoint, ``--resume``, progress, summary
 and exit codes. Everything a user can get wrong is reported before any
 request, in one line, exit 2: a URL that is not http(s), no page-count flag
@@ -18,8 +18,7 @@ import asyncio
 import logging
 import shlex
 import sys
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import click
 import stamina.instrumentation
@@ -27,7 +26,8 @@ from yarl import URL
 
 from .. import PageNumbered, PagesClient, Retries
 from ._checkpoint import CheckpointMismatch
-from ._formats import FORMATS, OutputFormat, make_format
+from ._formats import OutputFormat, make_format
+from ._options import fetch_options
 from ._run import (
     LineUsageError,
     _check_writable,
@@ -87,81 +87,12 @@ _OPTION_FOR_PARAMETER = {
     metavar="'NAME: VALUE'",
     help="Sent with every request (repeatable); values never printed.",
 )
-@click.option(
-    "--out",
-    "out_path",
-    default="-",
-    type=click.Path(dir_okay=False, allow_dash=True),
-    help="File to write, items in API order; '-' is stdout.",
+@fetch_options(
+    client=PagesClient,
+    secret="the headers",
+    several_lists=False,
+    fields_example="id,title.rendered",
 )
-@click.option(
-    "--format",
-    "format_name",
-    type=click.Choice(FORMATS),
-    default="jsonl",
-    show_default=True,
-    help="jsonl, json or csv (with --fields).",
-)
-@click.option("--fields", default=None, help="CSV columns, dotted paths: id,title.rendered")
-@click.option(
-    "--concurrency",
-    type=click.IntRange(min=1),
-    default=16,
-    show_default=True,
-    help="Requests in flight at once.",
-)
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="At most this many requests per second [default: no cap].",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=30.0,
-    show_default=True,
-    help="Seconds allowed for one request.",
-)
-@click.option(
-    "--retries",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="Tries per request, the first included (1: no retries).",
-)
-@click.option(
-    "--max-retry-wait",
-    type=click.FloatRange(min=0, min_open=True),
-    default=120.0,
-    show_default=True,
-    help="Seconds one request may spend retrying, pauses included.",
-)
-@click.option(
-    "--allow-insecure-http",
-    is_flag=True,
-    help="Allow plain http:// to a non-loopback host (sends the headers unencrypted).",
-)
-@click.option(
-    "--resume",
-    is_flag=True,
-    help="Continue an interrupted run from its FILE.partial and checkpoint.",
-)
-@click.option("--restart", is_flag=True, help="With --resume: fetch again a file that is complete.")
-@click.option(
-    "--restart-on-change",
-    is_flag=True,
-    help="With --resume: start over when the total count changed since.",
-)
-@click.option(
-    "--stats",
-    "stats_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Write the run's summary as JSON to this file.",
-)
-@click.option("-v", "--verbose", count=True, help="-v: retries and pauses; -vv: requests.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
 def pages(url: str, **options: Any) -> None:
     """Every item of a page-numbered list at URL, as JSON Lines (or --format).
 
@@ -270,10 +201,10 @@ def run_pages(
     _refuse_shared_files([out_path] if resumable else [], stats_path)
 
     name = parsed.path or "/"
-    spec = ListSpec(
+    spec: ListSpec[PagesClient] = ListSpec(
         name,
         name.strip("/").replace("/", "-") or "list",
-        lambda _client: client.list(paging=paging, params=params),
+        lambda pages_client: pages_client.list(paging=paging, params=params),
         {
             "list": "pages",
             "url": str(parsed.with_query(None)),
@@ -322,18 +253,15 @@ def run_pages(
         _configure_logging(verbose, secrets)
         stamina.instrumentation.set_on_retry_hooks([])
         show_progress = not quiet and sys.stderr.isatty()
-        # _fetch and _report ask only for what both clients have: async with, stats.
-        shared = cast(Any, client)
-        make: Callable[[str | None], OutputFormat] = make_fmt
         fetch = _fetch(
-            shared, targets, make, False, show_progress, restart_on_change=restart_on_change
+            client, targets, make_fmt, False, show_progress, restart_on_change=restart_on_change
         )
         with cli_errors(
             resume_command=_again(secrets, "--resume") if resumable else None,
             restart_command=_again(secrets, "--restart") if resumable else None,
         ):
             seconds = asyncio.run(fetch)
-        _report(shared, targets, seconds, stats_path=stats_path, quiet=quiet)
+        _report(client, targets, seconds, stats_path=stats_path, quiet=quiet)
     finally:
         if lock is not None:
             lock.release()

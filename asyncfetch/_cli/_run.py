@@ -25,19 +25,18 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import click
 import orjson
 import stamina.instrumentation
 
-from .. import IntercomClient
-from .._config import Retries
-from .._exceptions import AsyncFetchError, IncompleteListError, PageLimitError
+from .. import AsyncFetchError, IncompleteListError, IntercomClient, PageLimitError, Retries
 from ._checkpoint import CheckpointMismatch, checkpoint_path
 from ._formats import Csv, OutputFormat, make_format
 from ._progress import progress_board
 from ._sync import (
+    FetchClient,
     ListSpec,
     Output,
     OutputLock,
@@ -62,10 +61,15 @@ __all__ = [
     "users_by",
 ]
 
+# Either client: IntercomClient for the Intercom commands, PagesClient for ``pages``.
+C = TypeVar("C", bound=FetchClient)
+
 _EXTENSIONS = {"jsonl": ".jsonl", "json": ".json", "csv": ".csv"}
 
 
-def users_by(filter_name: str | None, value: str | None, *, scroll: bool) -> ListSpec:
+def users_by(
+    filter_name: str | None, value: str | None, *, scroll: bool
+) -> ListSpec[IntercomClient]:
     """``asyncfetch users``: all of them, or a tag's (``tag_id``) or a segment's."""
     always = True if scroll else None
     if filter_name is None or value is None:
@@ -84,7 +88,7 @@ def users_by(filter_name: str | None, value: str | None, *, scroll: bool) -> Lis
     )
 
 
-def company_users_by(filter_name: str, value: str) -> ListSpec:
+def company_users_by(filter_name: str, value: str) -> ListSpec[IntercomClient]:
     value = value.strip()
     return ListSpec(
         f"company {value} users",
@@ -96,7 +100,7 @@ def company_users_by(filter_name: str, value: str) -> ListSpec:
     )
 
 
-def companies_by(filter_name: str | None, value: str | None) -> ListSpec:
+def companies_by(filter_name: str | None, value: str | None) -> ListSpec[IntercomClient]:
     """``asyncfetch companies``: all of them, or a tag's (``tag_id``) or a segment's."""
     if filter_name is None or value is None:
         return ListSpec(
@@ -117,7 +121,7 @@ def companies_by(filter_name: str | None, value: str | None) -> ListSpec:
     )
 
 
-def contacts_list() -> ListSpec:
+def contacts_list() -> ListSpec[IntercomClient]:
     return ListSpec("contacts", "contacts", lambda c: c.contacts(), {"list": "contacts"})
 
 
@@ -153,7 +157,7 @@ class FetchPlan:
     """What one fetching command will do, decided from its options alone
     (``plan_fetch``): no request sent, no file or folder touched yet."""
 
-    specs: list[ListSpec]
+    specs: list[ListSpec[IntercomClient]]
     client: IntercomClient
     """Made, not opened: its options are checked, nothing is sent."""
     token: str
@@ -190,7 +194,7 @@ class FetchPlan:
         return make_format(self.format_name, self.field_names, on_missing=on_missing)
 
 
-def run_fetch(specs: list[ListSpec], **options: Any) -> None:
+def run_fetch(specs: list[ListSpec[IntercomClient]], **options: Any) -> None:
     """Run one fetching command: the plan (every option checked, before any
     request), then its files claimed (folders, locks, checkpoints), the fetch,
     and the report. ``options`` are ``plan_fetch``'s."""
@@ -203,7 +207,7 @@ def run_fetch(specs: list[ListSpec], **options: Any) -> None:
 
 
 def plan_fetch(
-    specs: list[ListSpec],
+    specs: list[ListSpec[IntercomClient]],
     *,
     base_url: str,
     token: str | None,
@@ -291,7 +295,7 @@ def plan_fetch(
 
 
 @contextlib.contextmanager
-def _claimed(plan: FetchPlan) -> Iterator[list[Target]]:
+def _claimed(plan: FetchPlan) -> Iterator[list[Target[IntercomClient]]]:
     """The plan's files, checked and locked for this run (still exit 2 for what
     is wrong with them: a folder that cannot be made or written, two files that
     are one, another run holding a lock, a checkpoint that cannot be trusted);
@@ -341,7 +345,7 @@ def _claimed(plan: FetchPlan) -> Iterator[list[Target]]:
             lock.release()
 
 
-def _run(plan: FetchPlan, targets: list[Target]) -> float:
+def _run(plan: FetchPlan, targets: list[Target[IntercomClient]]) -> float:
     """The fetch, in seconds; a failure is one line and an exit code (``cli_errors``)."""
     _configure_logging(plan.verbose, plan.token)
     # Retries are counted and reported here; stamina's own log line per retry is noise.
@@ -364,7 +368,7 @@ def _run(plan: FetchPlan, targets: list[Target]) -> float:
     raise AssertionError("unreachable: cli_errors exits")  # pragma: no cover
 
 
-def _refuse_repeated_lists(specs: list[ListSpec]) -> None:
+def _refuse_repeated_lists(specs: list[ListSpec[IntercomClient]]) -> None:
     seen: set[tuple[tuple[str, Any], ...]] = set()
     for spec in specs:
         key = tuple(sorted(spec.fingerprint.items()))
@@ -434,8 +438,8 @@ _LONG_TOKEN = 16
 
 
 async def _fetch(
-    client: IntercomClient,
-    targets: list[Target],
+    client: C,
+    targets: list[Target[C]],
     make_fmt: Callable[[str | None], OutputFormat],
     merged: bool,
     show_progress: bool,
@@ -461,8 +465,8 @@ async def _fetch(
 
 
 def _report(
-    client: IntercomClient,
-    targets: list[Target],
+    client: C,
+    targets: list[Target[C]],
     seconds: float,
     *,
     stats_path: str | None,
@@ -536,7 +540,7 @@ def _report(
             sys.exit(1)
 
 
-def _never_found(target: Target) -> list[str] | None:
+def _never_found(target: Target[Any]) -> list[str] | None:
     return target.fmt.never_found if isinstance(target.fmt, Csv) else None
 
 

@@ -27,12 +27,13 @@ import sys
 from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
-from typing import IO, Any
+from types import TracebackType
+from typing import IO, Any, Generic, Protocol, TypeVar
 
 import anyio
 
 from .. import (
-    IntercomClient,
+    FetchStats,
     Item,
     ListChanges,
     Listing,
@@ -46,6 +47,7 @@ from ._formats import OutputFormat
 from ._progress import ProgressBoard
 
 __all__ = [
+    "FetchClient",
     "ListSpec",
     "Output",
     "OutputLock",
@@ -58,23 +60,45 @@ __all__ = [
 ]
 
 
+class FetchClient(Protocol):
+    """What a run asks of its client: to be opened and closed (``async with``)
+    and its ``stats`` for the progress bar and the report. ``IntercomClient``
+    and ``PagesClient`` both are one; a `ListSpec` knows the rest of its client."""
+
+    @property
+    def stats(self) -> FetchStats: ...
+
+    async def __aenter__(self) -> object: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+C = TypeVar("C", bound=FetchClient)
+
+
 @dataclass(frozen=True, slots=True)
-class ListSpec:
+class ListSpec(Generic[C]):
     """One list of a run: its display ``name``, a file-name ``slug``, how to make
-    its listing from the client, and what identifies the request in a checkpoint."""
+    its listing from the client (a ``C``), and what identifies the request in a
+    checkpoint."""
 
     name: str
     slug: str
-    make: Callable[[IntercomClient], Listing[Item]]
+    make: Callable[[C], Listing[Item]]
     fingerprint: dict[str, Any]
 
 
 @dataclass(slots=True)
-class Target:
+class Target(Generic[C]):
     """Where one list goes, where it stopped last time (``resume_from``, and the
     list's ``total_count`` then), or that its file is ``complete`` already."""
 
-    spec: ListSpec
+    spec: ListSpec[C]
     path: str
     resume_from: Progress | None = None
     total_count: int | None = None
@@ -212,13 +236,13 @@ class OutputLock:
 
 
 def plan_targets(
-    specs: list[ListSpec],
+    specs: list[ListSpec[C]],
     paths: list[str],
     fingerprint_extra: dict[str, Any],
     *,
     resume: bool,
     restart: bool = False,
-) -> list[Target]:
+) -> list[Target[C]]:
     """Pair lists with paths and read their checkpoints, before any request.
 
     With ``resume``, a list whose partial file has a checkpoint continues from
@@ -230,7 +254,7 @@ def plan_targets(
     Raises ``CheckpointMismatch`` or ``ValueError`` for a checkpoint that
     cannot be used.
     """
-    targets = []
+    targets: list[Target[C]] = []
     for spec, path in zip(specs, paths, strict=True):
         spec = replace(spec, fingerprint={**spec.fingerprint, **fingerprint_extra})
         target = Target(spec=spec, path=path)
@@ -334,8 +358,8 @@ Warn = Callable[[str], None]
 
 
 async def sync_separately(
-    client: IntercomClient,
-    targets: list[Target],
+    client: C,
+    targets: list[Target[C]],
     make_fmt: Callable[[str], OutputFormat],
     board: ProgressBoard,
     *,
@@ -359,8 +383,8 @@ async def sync_separately(
 
 
 async def _sync_one(
-    client: IntercomClient,
-    target: Target,
+    client: C,
+    target: Target[C],
     fmt: OutputFormat,
     board: ProgressBoard,
     warn: Warn,
@@ -486,8 +510,8 @@ async def _prepend(
 
 
 async def sync_merged(
-    client: IntercomClient,
-    targets: list[Target],
+    client: C,
+    targets: list[Target[C]],
     out: Output,
     fmt: OutputFormat,
     board: ProgressBoard,

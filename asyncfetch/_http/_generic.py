@@ -168,19 +168,20 @@ class PagesClient:
 
     All options are keyword-only and checked at once (``ValueError``):
 
-    - ``base_url``: the API's root; ``list`` paths are added to it.
+    - ``base_url``: the API's root; ``list`` paths are added to it. Required.
     - ``headers``: sent with every request (``{"Authorization": "token ..."}``).
       Their values are secrets (but those of ``Accept``, ``User-Agent``,
       ``Content-Type`` and ``*-Version``): never shown in a repr, a log line
       or an error message. Default none.
     - ``concurrency``: requests on the wire at once, for all lists of this
-      client together; default 16.
-    - ``rate``: at most this many requests started per second; default
-      ``None``, no cap.
+      client together. Default 16.
+    - ``rate``: at most this many requests started per second; ``None``
+      for no cap. Default ``None``.
     - ``timeout``: seconds allowed for one request, from sending it to having
-      read the whole body; ``None`` for no limit; default 30.
-    - ``window``: pages held at once per list; default ``2 * concurrency``.
-    - ``retries``: what is retried and how (``Retries``); default ``Retries()``.
+      read the whole body; ``None`` for no limit. Default 30.
+    - ``window``: pages held at once per list; this bounds memory. Default
+      ``2 * concurrency``.
+    - ``retries``: what is retried and how (``Retries``). Default ``Retries()``.
     - ``allow_insecure_http``: plain ``http://`` to a host that is not
       loopback is refused unless ``True`` (the headers would travel
       unencrypted). Default ``False``.

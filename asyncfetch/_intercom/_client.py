@@ -1,4 +1,13 @@
-"""``IntercomClient``: the public entry point for Intercom's page-numbered lists."""
+"""``IntercomClient``: the public entry point for Intercom's page-numbered lists.
+
+One client per app (or per process): it owns the connection pool and the
+rate budget that all its lists share, so two lists fetched side by side
+never spend more of Intercom's per-app budget than one client would. Each
+kind of list has its own constructor (``_whole`` for the one-response lists,
+``_capped`` for the page-numbered ones that stop at the record cap and go on
+by the scroll), so what a list can do is read off its method, not decided by
+switches at run time.
+"""
 
 from __future__ import annotations
 
@@ -54,20 +63,20 @@ class IntercomClient:
     All options are keyword-only and checked at once (``ValueError``):
 
     - ``token``: the access token, sent as ``Authorization: Bearer``. Never
-      shown in a repr, a log line or an error message.
-    - ``base_url``: the API's root; default ``https://api.intercom.io``.
+      shown in a repr, a log line or an error message. Required.
+    - ``base_url``: the API's root. Default ``https://api.intercom.io``.
     - ``concurrency``: requests on the wire at once, for all lists of this
-      client together; default 16.
-    - ``rate``: at most this many requests started per second; default
-      ``None``, no cap.
-    - ``per_page``: items per page, 1 to 60; default 50.
+      client together. Default 16.
+    - ``rate``: at most this many requests started per second; ``None``
+      for no cap. Default ``None``.
+    - ``per_page``: items per page, 1 to 60. Default 50.
     - ``timeout``: seconds allowed for one request, from sending it to having
-      read the whole body; ``None`` for no limit; default 30.
+      read the whole body; ``None`` for no limit. Default 30.
     - ``window``: pages held at once per list, requested or answered but not
-      yet consumed; this bounds memory; default ``2 * concurrency``.
-    - ``retries``: what is retried and how (``Retries``); default
-      ``Retries()``: 5 tries, at most 120 s per request. ``Retries(attempts=1)``
-      turns retries off.
+      yet consumed; this bounds memory. Default ``2 * concurrency``.
+    - ``retries``: what is retried and how (``Retries``);
+      ``Retries(attempts=1)`` turns retries off. Default ``Retries()``: 5
+      tries, at most 120 s per request.
     - ``keep_duplicates``: a list that changes during the fetch can show a
       record on two pages; by default the second is dropped (by ``id``).
       ``True`` keeps them. Default ``False``.
@@ -75,6 +84,7 @@ class IntercomClient:
       so it is refused unless the host is loopback or this is ``True``.
       Default ``False``. TLS certificates are always verified.
     - ``intercom_version``: sent as the ``Intercom-Version`` header when set.
+      Default ``None``: not sent, so the app's default API version applies.
 
     Completeness: past Intercom's 10,000-record cap a list goes on by the
     Scroll API from wherever the API stopped it (see ``users``); when a

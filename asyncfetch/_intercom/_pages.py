@@ -36,7 +36,7 @@ from .._exceptions import (
 )
 from .._http._transport import Transport
 
-__all__ = ["RECORD_CAP", "IntercomList", "Item", "read_page"]
+__all__ = ["RECORD_CAP", "IntercomList", "Item", "read_items", "read_page"]
 
 RECORD_CAP: Final = 10_000
 """Intercom's page-numbered listing stops at this many records."""
@@ -127,11 +127,7 @@ def read_page(body: Any, *, items_key: str, number: int, url: str) -> Page[Item]
     ``pages`` is optional: small lists (tags, segments, admins) come in one
     response without it, and then ``total_pages`` and ``next_url`` are ``None``.
     """
-    items = body.get(items_key) if isinstance(body, dict) else None
-    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-        raise ResponseFormatError(
-            f"expected a JSON object with a {items_key!r} list of objects", url=url, page=number
-        )
+    items = read_items(body, items_key=items_key, url=url, page=number)
     pages = body.get("pages")
     if not isinstance(pages, dict):
         return Page(number=number, items=items, total_count=_int_or_none(body.get("total_count")))
@@ -149,6 +145,22 @@ def read_page(body: Any, *, items_key: str, number: int, url: str) -> Page[Item]
         total_count=_int_or_none(body.get("total_count")),
         next_url=next_url if isinstance(next_url, str) and next_url else None,
     )
+
+
+def read_items(body: Any, *, items_key: str, url: str, page: int | None) -> list[Item]:
+    """The items of an Intercom list body: its ``items_key`` list of objects.
+
+    One reader for every envelope that carries records, the numbered pages
+    (`read_page`) and the scroll's batches (``_scroll.py``), so that both
+    refuse the same bodies: no object, no such key, a list holding anything
+    but objects. Returns the list itself, not a copy.
+    """
+    items = body.get(items_key) if isinstance(body, dict) else None
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ResponseFormatError(
+            f"expected a JSON object with a {items_key!r} list of objects", url=url, page=page
+        )
+    return items
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -50,7 +50,7 @@ from .._exceptions import (
     TransportError,
 )
 from .._http._transport import Transport
-from ._pages import Item
+from ._pages import Item, read_items
 
 __all__ = ["Scroll", "carries"]
 
@@ -206,13 +206,10 @@ class Scroll:
 
 
 def _read(body: Any, *, items_key: str, url: str) -> tuple[list[Item], str]:
-    items = body.get(items_key) if isinstance(body, dict) else None
-    param = body.get("scroll_param") if isinstance(body, dict) else None
-    if (
-        not isinstance(items, list)
-        or not isinstance(param, str)
-        or not all(isinstance(item, dict) for item in items)
-    ):
+    """A scroll batch: its items (read as a page's are) and the ``scroll_param`` to go on with."""
+    items = read_items(body, items_key=items_key, url=url, page=None)
+    param = body.get("scroll_param")
+    if not isinstance(param, str):
         raise ResponseFormatError(
             f"expected a JSON object with a {items_key!r} list and a scroll_param", url=url
         )

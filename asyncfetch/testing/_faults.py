@@ -48,6 +48,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from ._common import is_int
+
 __all__ = [
     "BAD_BODY_HTML",
     "ERROR_CODES",
@@ -109,10 +111,6 @@ _RATE_SUM_SLACK: Final = 1e-9
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,7 +178,7 @@ class FaultConfig:
     odd_headers_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        if not _is_int(self.seed):
+        if not is_int(self.seed):
             raise ValueError(f"seed must be an int, got {self.seed!r}")
         for name in (*_RATE_FIELDS, "retry_after_share", "odd_headers_rate"):
             value = getattr(self, name)
@@ -198,7 +196,7 @@ class FaultConfig:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         for name in ("throttle_burst", "retry_after_seconds", "max_consecutive_faults"):
             value = getattr(self, name)
-            if not (_is_int(value) and value >= 0):
+            if not (is_int(value) and value >= 0):
                 raise ValueError(f"{name} must be an int >= 0, got {value!r}")
 
     @property

@@ -75,6 +75,7 @@ from typing import Final
 
 import orjson
 
+from ._common import ApiError
 from ._workspace import ListKey, Workspace
 
 __all__ = [
@@ -82,7 +83,6 @@ __all__ = [
     "SCROLL_EXISTS_MESSAGE",
     "SCROLL_FILTERS",
     "SCROLL_KINDS",
-    "ScrollError",
     "ScrollRegistry",
 ]
 
@@ -101,22 +101,6 @@ SCROLL_EXISTS_MESSAGE: Final = (
     "parameter received in the previous request"
 )
 EXPIRED_MESSAGE: Final = "scroll parameter not found or expired"
-
-
-class ScrollError(Exception):
-    """A scroll request refused with an Intercom ``error.list`` (the server answers it).
-
-    Args:
-        status: The HTTP status (400 or 404).
-        code: The ``errors[0].code`` of the body.
-        message: The ``errors[0].message`` of the body.
-    """
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 @dataclass(slots=True)
@@ -193,14 +177,14 @@ class ScrollRegistry:
                 a scroll, its absence starts one.
 
         Raises:
-            ScrollError: 400 ``parameter_invalid`` for a filter, 400
+            ApiError: 400 ``parameter_invalid`` for a filter, 400
                 ``scroll_exists`` for a start while a scroll is open, 404
                 ``not_found`` for an unknown, spent or expired ``scroll_param``
                 (a spent one also ends the open scroll).
         """
         filters = sorted(SCROLL_FILTERS.intersection(query))
         if filters:
-            raise ScrollError(
+            raise ApiError(
                 400,
                 "parameter_invalid",
                 f"scroll has no filters: it always returns every {kind[:-1]}; "
@@ -211,14 +195,14 @@ class ScrollRegistry:
         param = query.get("scroll_param")
         if param is None:
             if scroll is not None or (self._per_workspace and self._any_live(now)):
-                raise ScrollError(400, "scroll_exists", SCROLL_EXISTS_MESSAGE)
+                raise ApiError(400, "scroll_exists", SCROLL_EXISTS_MESSAGE)
             scroll = self._start(kind)
         elif scroll is None or param != scroll.param:
             if scroll is not None and param in scroll.spent:
                 # The client lost an answer and cannot know where it stands:
                 # end the scroll so that its fresh start is not refused.
                 del self._open[kind]
-            raise ScrollError(404, "not_found", EXPIRED_MESSAGE)
+            raise ApiError(404, "not_found", EXPIRED_MESSAGE)
 
         end = scroll.position + self._page_size
         batch = scroll.snapshot[scroll.position : end]

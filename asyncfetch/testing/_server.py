@@ -101,6 +101,7 @@ from typing import Any, Final, NoReturn, Self
 import orjson
 from aiohttp import web
 
+from ._common import ApiError, is_int
 from ._faults import (
     BAD_BODY_HTML,
     ERROR_CODES,
@@ -109,7 +110,7 @@ from ._faults import (
     FaultConfig,
     FaultInjector,
 )
-from ._scroll_server import SCROLL_KINDS, ScrollError, ScrollRegistry
+from ._scroll_server import SCROLL_KINDS, ScrollRegistry
 from ._workspace import MAX_USERS, ListKey, Workspace
 
 __all__ = [
@@ -153,10 +154,6 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _LIST_TYPES: Final = {"users": "user.list", "companies": "company.list", "contacts": "contact.list"}
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 @dataclass(frozen=True, kw_only=True)
 class ServerConfig:
     """How the bundled server behaves.
@@ -164,72 +161,94 @@ class ServerConfig:
     Attributes:
         users: Users in the synthetic workspace (0 to 1,000,000); the other
             collections scale with it, see `_workspace.py`.
+            Default ``1000``.
         seed: Seed of the workspace; the same ``(users, seed)`` serves the same bytes.
+            Default ``0``.
         latency_ms: Fixed delay, in milliseconds, added to every request before
             it is handled (simulates the network and Intercom's own time).
+            Default ``0.0``.
         rate_limit: Requests allowed per window.  When set it is advertised
             in ``X-RateLimit-Limit`` and enforced with 429; when None (and
             ``rate_limit_per_minute`` is None) the headers advertise 1666 per
             window but nothing is enforced.
+            Default ``None``.
         rate_limit_per_minute: The quota as Intercom states it, per minute
             (instead of ``rate_limit``): each window allows its share,
             ``per_minute * rate_window_seconds / 60``, rounded up when
             enforced and rounded down in ``X-RateLimit-Limit``.
+            Default ``None``.
         remaining_counts_request: True: ``X-RateLimit-Remaining`` counts the
             request it answers (``Limit - 1`` after a window's first).  False:
             the 1.x and 2.0 docs' model, where it is what was left before it
             (``Limit`` after a window's first request).
+            Default ``True``.
         rate_headers_missing: ``(first, last)``: the API's answers to
             authenticated requests number ``first`` to ``last`` (from 1, in
             arrival order) carry no ``X-RateLimit-*`` headers, though the limit
             still holds.  None: every answer carries them.
+            Default ``None``.
         clock_skew_seconds: How far the server's clock runs ahead of ``clock``
             (negative: behind).  ``Date``, the rate windows and
             ``X-RateLimit-Reset`` all follow the skewed clock.
+            Default ``0.0``.
         rate_window_seconds: Length of the rate-limit windows, an int >= 1.
             Windows are aligned to multiples of it since the epoch, and
             ``X-RateLimit-Reset`` is the end of the current one (Intercom: 10).
+            Default 10 (``RATE_WINDOW_SECONDS``).
         token: The only access token accepted.  None accepts any non-empty token.
+            Default ``None``.
         page_cap_records: A page whose first record has this 0-based index or
             more is past the cap (Intercom stops page-numbered listing at
             10,000 records), answered as ``cap_per_endpoint`` says.
+            Default ``10_000``.
         clock: Returns the current UNIX time in seconds; drives the rate-limit
             windows.  Tests inject a fake clock to cross windows without sleeping.
+            Default ``time.time``.
         faults: Seeded faults injected into list and scroll requests; None
             (or a config with every rate 0) serves every request faithfully.
             A 5xx fault on a scroll request ends that scroll.
+            Default ``None``.
         insert_users_every: After every this many user-list pages served
             (any ``user.list``: all users, by tag, segment or company, and
             ``/users/scroll`` batches), sign up a new user at the front of the
             all-users and large-tag lists (see `Workspace.insert_user`): later
             items shift one place, and ``total_count`` grows.  A scroll already
             open does not see the newcomers.  None never does.
+            Default ``None``.
         scroll_page_size: Objects per Scroll API batch, an int >= 1.
+            Default ``100``.
         scroll_expiry_seconds: A scroll unused for this many seconds (on
             ``clock``) expires: its ``scroll_param`` gives 404 and it no longer
             blocks a new scroll.  A finite number > 0 (Intercom: one minute).
+            Default ``60.0``.
         cap_per_endpoint: Past ``page_cap_records`` each endpoint answers as
             Intercom's does (users: 400 ``bad_request`` "page limit reached,
             please use scroll API"; companies: 200 with an empty list,
             ``total_count`` 0 and ``total_pages`` 0; contacts: 400
             ``parameter_invalid`` "'page' not found on model").  False: every
             endpoint answers 400 ``parameter_invalid`` "page limit reached...".
+            Default ``True``.
         leads_in_lists: The ``users`` lists of a tag or segment hold the leads
             carrying it too, as ``"type": "contact"`` records (Intercom).  False:
             leads belong to no tag or segment.
+            Default ``True``.
         company_refs_id_only: A user's nested companies are
             ``{"type": "company", "id": ...}`` only, as in the 1.x User Model.
             False adds ``company_id`` and ``name``.
+            Default ``True``.
         scroll_cursor: ``"server"`` (Intercom): a scroll's cursor lives on the
             server and every batch of one scroll carries the same
             ``scroll_param``, so a re-sent request gets the next batch, not the
             one whose answer was lost.  ``"single_use"``: each batch carries a
             fresh ``scroll_param`` and re-sending a spent one gives 404 and ends
             the scroll.
+            Default ``"server"``.
         scroll_per_workspace: One scroll open at a time across users, contacts
             and companies (Intercom); False: one per collection.
+            Default ``True``.
         insert_users_count: Users signed up at each ``insert_users_every``
             step, an int >= 1: a list near the cap crosses it mid-fetch.
+            Default ``1``.
     """
 
     users: int = 1000
@@ -256,9 +275,9 @@ class ServerConfig:
     insert_users_count: int = 1
 
     def __post_init__(self) -> None:
-        if not _is_int(self.users) or not 0 <= self.users <= MAX_USERS:
+        if not is_int(self.users) or not 0 <= self.users <= MAX_USERS:
             raise ValueError(f"users must be an int from 0 to {MAX_USERS}, got {self.users!r}")
-        if not _is_int(self.seed):
+        if not is_int(self.seed):
             raise ValueError(f"seed must be an int, got {self.seed!r}")
         latency = self.latency_ms
         if not (
@@ -269,15 +288,15 @@ class ServerConfig:
         ):
             raise ValueError(f"latency_ms must be a finite number >= 0, got {latency!r}")
         window = self.rate_window_seconds
-        if not (_is_int(window) and window >= 1):
+        if not (is_int(window) and window >= 1):
             raise ValueError(f"rate_window_seconds must be an int >= 1, got {window!r}")
-        if self.rate_limit is not None and not (_is_int(self.rate_limit) and self.rate_limit >= 1):
+        if self.rate_limit is not None and not (is_int(self.rate_limit) and self.rate_limit >= 1):
             raise ValueError(
                 f"rate_limit must be None (not enforced) or an int >= 1 requests per "
                 f"{window} s, got {self.rate_limit!r}"
             )
         per_minute = self.rate_limit_per_minute
-        if per_minute is not None and not (_is_int(per_minute) and per_minute >= 1):
+        if per_minute is not None and not (is_int(per_minute) and per_minute >= 1):
             raise ValueError(
                 f"rate_limit_per_minute must be None or an int >= 1, got {per_minute!r}"
             )
@@ -291,7 +310,7 @@ class ServerConfig:
         if missing is not None and not (
             isinstance(missing, tuple)
             and len(missing) == 2
-            and all(_is_int(n) and n >= 1 for n in missing)
+            and all(is_int(n) and n >= 1 for n in missing)
             and missing[0] <= missing[1]
         ):
             raise ValueError(
@@ -311,7 +330,7 @@ class ServerConfig:
                 f"token must be None (any token accepted) or a non-empty string "
                 f"without spaces, got {token!r}"
             )
-        if not _is_int(self.page_cap_records) or self.page_cap_records < 1:
+        if not is_int(self.page_cap_records) or self.page_cap_records < 1:
             raise ValueError(f"page_cap_records must be an int >= 1, got {self.page_cap_records!r}")
         if not callable(self.clock):
             # ValueError like every other field, so callers catch one type.
@@ -322,11 +341,11 @@ class ServerConfig:
             # ValueError like every other field, so callers catch one type.
             raise ValueError(f"faults must be None or a FaultConfig, got {self.faults!r}")
         every = self.insert_users_every
-        if every is not None and not (_is_int(every) and every >= 1):
+        if every is not None and not (is_int(every) and every >= 1):
             raise ValueError(
                 f"insert_users_every must be None (never) or an int >= 1 pages, got {every!r}"
             )
-        if not (_is_int(self.scroll_page_size) and self.scroll_page_size >= 1):
+        if not (is_int(self.scroll_page_size) and self.scroll_page_size >= 1):
             raise ValueError(f"scroll_page_size must be an int >= 1, got {self.scroll_page_size!r}")
         expiry = self.scroll_expiry_seconds
         if not (
@@ -340,7 +359,7 @@ class ServerConfig:
             raise ValueError(
                 f"scroll_cursor must be 'server' or 'single_use', got {self.scroll_cursor!r}"
             )
-        if not (_is_int(self.insert_users_count) and self.insert_users_count >= 1):
+        if not (is_int(self.insert_users_count) and self.insert_users_count >= 1):
             raise ValueError(
                 f"insert_users_count must be an int >= 1, got {self.insert_users_count!r}"
             )
@@ -392,16 +411,6 @@ class ServerStats:
         self.faults = Counter()
 
 
-class _ApiError(Exception):
-    """Ends a request with an Intercom ``error.list`` body."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
 # The X-Request-Id of the request being answered, repeated in error bodies.
 _REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "_REQUEST_ID", default=None
@@ -423,9 +432,9 @@ def _error_response(
     return response
 
 
-def _error_for(exc: _ApiError | web.HTTPException) -> web.Response:
+def _error_for(exc: ApiError | web.HTTPException) -> web.Response:
     """The ``error.list`` answer for an error raised by a handler or by the router."""
-    if isinstance(exc, _ApiError):
+    if isinstance(exc, ApiError):
         return _error_response(exc.status, exc.code, exc.message)
     # The router's own answers (unknown path, wrong method) as error.list.
     code = "not_found" if exc.status == 404 else "bad_request"
@@ -523,7 +532,7 @@ def _positive_int(query: Mapping[str, str], name: str, default: int) -> int:
     # isascii+isdigit: int() would also take " 7", "+7", "1_0" and "٣"; the
     # length cap keeps int() below Python's 4,300-digit conversion limit.
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 100) or int(raw) < 1:
-        raise _ApiError(400, "parameter_invalid", f"{name} must be an integer >= 1, got {raw!r}")
+        raise ApiError(400, "parameter_invalid", f"{name} must be an integer >= 1, got {raw!r}")
     return int(raw)
 
 
@@ -706,7 +715,7 @@ class IntercomServer:
         date = email.utils.formatdate(rate.now(), usegmt=True)
         try:
             self._authenticate(request.headers.get("Authorization"))
-        except _ApiError as err:
+        except ApiError as err:
             # Unauthenticated: not counted against the budget, but the headers
             # are there, as on every answer of the API (intercom-node test/errors.js).
             refused = _error_response(err.status, err.code, err.message, rate.peek())
@@ -724,7 +733,7 @@ class IntercomServer:
         response: web.StreamResponse
         try:
             response = await handler(request)
-        except (_ApiError, web.HTTPException) as exc:
+        except (ApiError, web.HTTPException) as exc:
             response = _error_for(exc)
         response.headers.update(rate_headers)
         return response
@@ -734,7 +743,7 @@ class IntercomServer:
         """Run ``handler``, turning its errors into ``error.list`` answers."""
         try:
             return await handler(request)
-        except (_ApiError, web.HTTPException) as exc:
+        except (ApiError, web.HTTPException) as exc:
             return _error_for(exc)
 
     async def _answer_with_fault(
@@ -805,7 +814,7 @@ class IntercomServer:
     def _authenticate(self, header: str | None) -> None:
         """Accept ``Bearer <token>`` or Basic ``<token>:`` (python-intercom 3.x), or 401."""
         if not header:
-            raise _ApiError(401, "unauthorized", "Access Token missing")
+            raise ApiError(401, "unauthorized", "Access Token missing")
         scheme, _, credentials = header.partition(" ")
         token = ""
         if scheme.lower() == "bearer":
@@ -816,21 +825,21 @@ class IntercomServer:
                 decoded = base64.b64decode(credentials.strip().encode("ascii"), validate=True)
                 login, colon, password = decoded.decode("utf-8").partition(":")
             except ValueError:  # binascii.Error and UnicodeError are ValueErrors
-                raise _ApiError(401, "unauthorized", "Malformed Basic credentials") from None
+                raise ApiError(401, "unauthorized", "Malformed Basic credentials") from None
             # The token is the user name; a password means an old app_id:api_key pair.
             token = login if colon and not password else ""
         if not token:
-            raise _ApiError(401, "unauthorized", "Access Token Invalid")
+            raise ApiError(401, "unauthorized", "Access Token Invalid")
         expected = self.config.token
         if expected is not None and not hmac.compare_digest(token.encode(), expected.encode()):
-            raise _ApiError(401, "unauthorized", "Access Token Invalid")
+            raise ApiError(401, "unauthorized", "Access Token Invalid")
 
     # -- handlers -----------------------------------------------------------------
 
     async def _users(self, request: web.Request) -> web.Response:
         query = request.query
         if "tag_id" in query and "segment_id" in query:
-            raise _ApiError(400, "parameter_invalid", "tag_id and segment_id cannot be combined")
+            raise ApiError(400, "parameter_invalid", "tag_id and segment_id cannot be combined")
         return self._paged(request, self._filtered_key("users", query))
 
     async def _company_users(self, request: web.Request) -> web.Response:
@@ -845,13 +854,13 @@ class IntercomServer:
                 # View a company by your own company_id (API 1.x "View a Company").
                 body = self.workspace.company_body(query["company_id"])
                 if body is None:
-                    raise _ApiError(404, "company_not_found", "Company Not Found")
+                    raise ApiError(404, "company_not_found", "Company Not Found")
                 return _json_response(body)
             if kind != "user":
-                raise _ApiError(400, "parameter_invalid", f"type must be 'user', got {kind!r}")
+                raise ApiError(400, "parameter_invalid", f"type must be 'user', got {kind!r}")
             return self._paged(request, self._company_key(query["company_id"], by="company_id"))
         if "tag_id" in query and "segment_id" in query:
-            raise _ApiError(400, "parameter_invalid", "tag_id and segment_id cannot be combined")
+            raise ApiError(400, "parameter_invalid", "tag_id and segment_id cannot be combined")
         return self._paged(request, self._filtered_key("companies", query))
 
     async def _contacts(self, request: web.Request) -> web.Response:
@@ -859,11 +868,7 @@ class IntercomServer:
 
     async def _scroll(self, kind: str, request: web.Request) -> web.Response:
         """``/{kind}/scroll``: one batch of Intercom's Scroll API (see `ScrollRegistry`)."""
-        try:
-            body = self._scrolls.serve(kind, request.query)
-        except ScrollError as err:
-            raise _ApiError(err.status, err.code, err.message) from None
-        return _json_response(body)
+        return _json_response(self._scrolls.serve(kind, request.query))
 
     def _scroll_batch_served(self, kind: str) -> None:
         # Scroll batches of users are user-list pages for insert_users_every.
@@ -880,7 +885,7 @@ class IntercomServer:
             if by in query:
                 key = ListKey(collection, by, query[by])
                 if self.workspace.list_blobs(key) is None:
-                    raise _ApiError(404, "not_found", f"{what} Not Found")
+                    raise ApiError(404, "not_found", f"{what} Not Found")
                 return key
         return ListKey(collection)
 
@@ -889,7 +894,7 @@ class IntercomServer:
         company_id = self.workspace.company_ids.get(company) if by == "company_id" else company
         key = ListKey("users", "company", company_id or "")
         if self.workspace.list_blobs(key) is None:
-            raise _ApiError(404, "company_not_found", "Company Not Found")
+            raise ApiError(404, "company_not_found", "Company Not Found")
         return key
 
     # -- pagination ---------------------------------------------------------------
@@ -936,13 +941,13 @@ class IntercomServer:
     def _past_cap(self, key: ListKey, page: int, per_page: int) -> web.Response:
         """A page past the cap, answered as Intercom's endpoint for ``key`` does."""
         if not self.config.cap_per_endpoint:
-            raise _ApiError(400, "parameter_invalid", CAP_MESSAGE)
+            raise ApiError(400, "parameter_invalid", CAP_MESSAGE)
         if key.collection == "users":
             # intercom-node#115, python-intercom#186.
-            raise _ApiError(400, "bad_request", CAP_MESSAGE)
+            raise ApiError(400, "bad_request", CAP_MESSAGE)
         if key.collection == "contacts":
             # intercom-ruby#274.
-            raise _ApiError(400, "parameter_invalid", CONTACTS_CAP_MESSAGE)
+            raise ApiError(400, "parameter_invalid", CONTACTS_CAP_MESSAGE)
         # Companies, intercom-ruby#274: a 200 that looks like the end of the list.
         pages = {
             "type": "pages",

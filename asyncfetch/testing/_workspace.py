@@ -58,6 +58,8 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
+from ._common import is_int
+
 __all__ = ["ListKey", "Workspace"]
 
 Json = dict[str, Any]
@@ -327,7 +329,7 @@ class Workspace:
                 ``{"type": "company", "id": ...}`` only, as the 1.x User Model
                 shows them; False adds ``company_id`` and ``name``.
         """
-        if isinstance(users, bool) or not isinstance(users, int) or not 0 <= users <= MAX_USERS:
+        if not is_int(users) or not 0 <= users <= MAX_USERS:
             raise ValueError(f"users must be an int from 0 to {MAX_USERS}, got {users!r}")
         # Generation allocates millions of acyclic dicts; the cyclic collector
         # would rescan them over and over (half the run time at 100k users).

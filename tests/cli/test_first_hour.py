@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import inspect
 import io
 import os
 import pty
@@ -23,11 +24,12 @@ from pathlib import Path
 
 import aiohttp
 import anyio
+import click
 import orjson
 import pytest
 from rich.console import Console
 
-from asyncfetch import IntercomClient
+from asyncfetch import IntercomClient, PagesClient, Retries
 from asyncfetch._cli._commands import cli
 from asyncfetch._cli._progress import progress_board
 from asyncfetch._cli._wording import times_faster
@@ -419,6 +421,47 @@ def test_every_command_and_option_has_help() -> None:
                 continue
             assert getattr(param, "help", None), f"{name} {param.opts[0]} has no help"
             assert param.opts[0] in result.stdout
+
+
+SHARED_FETCH_OPTIONS = (
+    "--out", "--format", "--fields", "--concurrency", "--rate", "--timeout", "--retries",
+    "--max-retry-wait", "--allow-insecure-http", "--resume", "--restart",
+    "--restart-on-change", "--stats", "--verbose", "--quiet",
+)  # fmt: skip
+
+
+def _options_of(command_name: str) -> dict[str, click.Parameter]:
+    command = cli.commands[command_name]
+    return {opt: param for param in command.params for opt in param.opts if opt.startswith("--")}
+
+
+@pytest.mark.parametrize("intercom_command", ["users", "companies", "company-users", "contacts"])
+def test_fetching_commands_share_their_common_options(intercom_command: str) -> None:
+    # One definition for what every fetching command takes: same type, range,
+    # default and destination in `pages` as in the Intercom commands ...
+    pages, intercom = _options_of("pages"), _options_of(intercom_command)
+    for opt in SHARED_FETCH_OPTIONS:
+        ours, theirs = pages[opt], intercom[opt]
+        assert ours.name == theirs.name, opt
+        assert ours.type.to_info_dict() == theirs.type.to_info_dict(), opt
+        assert ours.default == theirs.default, opt
+    # ... the library's defaults, which the two clients share.
+    retries = Retries()
+    for client in (IntercomClient, PagesClient):
+        defaults = inspect.signature(client).parameters
+        assert pages["--concurrency"].default == defaults["concurrency"].default == 16
+        assert pages["--timeout"].default == defaults["timeout"].default == 30.0
+    assert pages["--retries"].default == retries.attempts == 5
+    assert pages["--max-retry-wait"].default == retries.max_wait == 120.0
+    # Each command keeps its own: Intercom's token, base URL and 1-60 page size.
+    for own in ("--token", "--base-url", "--keep-duplicates", "--out-dir"):
+        assert own in intercom, own
+        assert own not in pages, own
+    for own in ("--items", "--header", "--page-param", "--link-last"):
+        assert own in pages, own
+        assert own not in intercom, own
+    assert intercom["--per-page"].type.to_info_dict() == click.IntRange(1, 60).to_info_dict()
+    assert pages["--per-page"].type.to_info_dict() == click.IntRange(min=1).to_info_dict()
 
 
 def test_serve_help_describes_every_fault_key() -> None:

@@ -489,6 +489,8 @@ async def test_inserted_users_are_deterministic(make_server: MakeServer) -> None
     ("fields", "message"),
     [
         ({"seed": 1.5}, "seed must be an int"),
+        ({"seed": True}, "seed must be an int"),
+        ({"throttle_burst": True}, "throttle_burst must be an int >= 0"),
         ({"error_rate": -0.1}, "error_rate must be a probability from 0 to 1"),
         ({"html_error_rate": 1.5}, "html_error_rate must be a probability"),
         ({"bad_body_rate": float("nan")}, "bad_body_rate must be a probability"),

@@ -590,6 +590,13 @@ def test_server_config_rejects_bad_values(fields: dict[str, Any], message: str) 
         ServerConfig(**fields)
 
 
+@pytest.mark.parametrize("users", [True, 1.0, -1, "10"])
+def test_workspace_refuses_a_number_of_users_that_is_no_int(users: Any) -> None:
+    # The same integer check as ServerConfig's, also for a Workspace built alone.
+    with pytest.raises(ValueError, match="users must be an int"):
+        Workspace.generate(users=users)
+
+
 # -- synchronous use: ServerThread and python-intercom 3.1.0 --------------------
 
 
