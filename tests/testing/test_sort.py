@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from asyncfetch.testing import IntercomServer, ServerConfig
+from asyncfetch.testing import IntercomServer, ServerConfig, ServerThread
 
 from ..helpers import MakeServer, ids
 
@@ -121,3 +121,14 @@ async def test_touch_users_every_touches_as_pages_are_served(make_server: MakeSe
 def test_touch_options_are_checked(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         ServerConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_a_server_thread_touches_on_its_own_loop() -> None:
+    with ServerThread(ServerConfig(users=50)) as thread:
+        user = thread.workspace.users[7]
+        touched = thread.touch([str(user["id"])])
+        assert touched[0]["id"] == user["id"]
+        assert touched[0]["updated_at"] > user["updated_at"]
+        assert thread.server.touched == [str(user["id"])]
+    with pytest.raises(RuntimeError, match="not started"):
+        thread.touch([str(user["id"])])
