@@ -176,6 +176,8 @@ class FetchPlan:
     quiet: bool
     db: str | None = None
     """``--db``: the database URL (it may hold a password: never shown), or ``None``."""
+    incremental_margin: float | None = None
+    """``--incremental``: the margin in seconds before the bookmark; ``None``: a full pass."""
 
     @property
     def outputs(self) -> list[str]:
@@ -236,6 +238,7 @@ def plan_fetch(
     verbose: int,
     quiet: bool,
     db_url: str | None = None,
+    incremental_margin: float | None = None,
 ) -> FetchPlan:
     """Check a fetching command's options and decide its files, touching none:
     ``LineUsageError`` (exit 2) for anything a user can get wrong in them."""
@@ -317,6 +320,7 @@ def plan_fetch(
         verbose=verbose,
         quiet=quiet,
         db=db_url,
+        incremental_margin=incremental_margin,
     )
 
 
@@ -511,6 +515,7 @@ async def _fetch_db(plan: FetchPlan, targets: list[Target], show_progress: bool)
                 board,
                 per_page=int(plan.extra["per_page"]),
                 base_url=str(plan.extra["base_url"]),
+                incremental_margin=plan.incremental_margin,
             )
     return asyncio.get_running_loop().time() - started
 
