@@ -162,7 +162,8 @@ def _fetch_options(command: F) -> F:
         click.option(
             "--restart",
             is_flag=True,
-            help="With --resume: fetch again from page 1 a file that is complete already.",
+            help="With --resume: fetch again from page 1 a file that is complete already. "
+            "With --db: start a stopped run afresh instead of continuing it.",
         ),
         click.option(
             "--restart-on-change",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import anyio
 import click
 
-from .. import SINK_KINDS, IntercomClient, Sink, SinkError, write_pages
+from .. import SINK_KINDS, IntercomClient, PageLimitError, Sink, SinkError, write_pages
 from ._export import ExportSummary
 from ._progress import ProgressBoard
 from ._sync import ListSpec, Target
@@ -63,14 +63,24 @@ async def sync_to_db(
     per_page: int,
     base_url: str,
     incremental_margin: float | None = None,
+    restart: bool = False,
 ) -> None:
     """Every list of ``targets`` into ``sink``, side by side. With
     ``incremental_margin`` (all users only), only the users updated since the
-    list's bookmark less that many seconds, if it has one."""
+    list's bookmark less that many seconds, if it has one. ``restart``: an
+    unfinished run of a list is started afresh, not continued."""
     async with anyio.create_task_group() as group:
         for target in targets:
             group.start_soon(
-                _sync_one, client, sink, target, board, per_page, base_url, incremental_margin
+                _sync_one,
+                client,
+                sink,
+                target,
+                board,
+                per_page,
+                base_url,
+                incremental_margin,
+                restart,
             )
 
 
@@ -82,6 +92,7 @@ async def _sync_one(
     per_page: int,
     base_url: str,
     incremental_margin: float | None,
+    restart: bool,
 ) -> None:
     where = db_list_of(target.spec)
     since = None
@@ -101,6 +112,7 @@ async def _sync_one(
         base_url=base_url,
         whole=where.whole,
         incremental=since is not None,
+        restart=restart,
     )
     pages_before, items_before = run.pages, run.items
     started = time.perf_counter()
@@ -125,6 +137,14 @@ async def _sync_one(
                 requests=requests,
                 on_written=on_page,
             )
+    except PageLimitError as exc:
+        if run.resumed:
+            # Stopped after the list switched to the scroll: its pages are no
+            # longer numbered ones to continue from.
+            exc.message += "; the run continued a stopped one: --restart starts it afresh"
+        with anyio.CancelScope(shield=True), contextlib.suppress(SinkError):
+            await sink.finish_run(run, complete=False, requests=requests())
+        raise
     except BaseException:
         # The run failed or was stopped: its membership is left as it was, its
         # progress kept for the rerun. (A broken database may refuse this too.)

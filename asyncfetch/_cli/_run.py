@@ -176,6 +176,8 @@ class FetchPlan:
     quiet: bool
     db: str | None = None
     """``--db``: the database URL (it may hold a password: never shown), or ``None``."""
+    db_restart: bool = False
+    """``--db --restart``: an unfinished run of a list starts afresh, not continued."""
     incremental_margin: float | None = None
     """``--incremental``: the margin in seconds before the bookmark; ``None``: a full pass."""
 
@@ -274,7 +276,6 @@ def plan_fetch(
                 name
                 for name, given in (
                     ("--resume", resume),
-                    ("--restart", restart),
                     ("--restart-on-change", restart_on_change),
                     ("--fields", bool(fields)),
                 )
@@ -320,6 +321,7 @@ def plan_fetch(
         verbose=verbose,
         quiet=quiet,
         db=db_url,
+        db_restart=restart,
         incremental_margin=incremental_margin,
     )
 
@@ -516,6 +518,7 @@ async def _fetch_db(plan: FetchPlan, targets: list[Target], show_progress: bool)
                 per_page=int(plan.extra["per_page"]),
                 base_url=str(plan.extra["base_url"]),
                 incremental_margin=plan.incremental_margin,
+                restart=plan.db_restart,
             )
     return asyncio.get_running_loop().time() - started
 

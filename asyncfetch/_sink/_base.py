@@ -303,6 +303,7 @@ class Sink(abc.ABC):
         base_url: str,
         whole: bool,
         incremental: bool = False,
+        restart: bool = False,
     ) -> SinkRun:
         """Start a run of ``list_name`` (its records go to table ``kind``), or
         continue its last run if that did not complete and asked for the same
@@ -311,7 +312,10 @@ class Sink(abc.ABC):
         deleted. An ``incremental`` run (only the records updated since the
         bookmark) writes records only: its end swaps no membership and marks
         no deletions, and it is continued from its first page (updates move
-        records between pages), its start kept as the bookmark to be."""
+        records between pages), its start kept as the bookmark to be.
+        ``restart`` never continues: an unfinished run is abandoned (its
+        staged members dropped; the records it wrote stay) and a new one
+        starts at page 1."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
         self._check_open()
@@ -325,7 +329,7 @@ class Sink(abc.ABC):
         now = _now()
         if last:
             run_id, found, status, next_page, items, pages, requests, started = last[0]
-            if status in ("running", "failed") and found == print_:
+            if status in ("running", "failed") and found == print_ and not restart:
                 await self._transaction([Step(sql.CONTINUE_RUN, (run_id,))])
                 return SinkRun(
                     id=int(run_id),

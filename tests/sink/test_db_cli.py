@@ -110,6 +110,35 @@ def test_kill_9_then_rerun_gives_the_tables_of_an_uninterrupted_run(
     ]
 
 
+def test_restart_starts_a_stopped_run_afresh(
+    slow: ServerThread, reference: dict[str, Any], sink_url: str
+) -> None:
+    process = subprocess.Popen(
+        command(slow, "users", "--db", sink_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_pages(sink_url, 30, process)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    written = pages_written(sink_url)
+    requests_before = slow.stats.requests
+    result = run(slow, "users", "--db", sink_url, "--restart")
+    assert result.returncode == 0, result.stderr
+    assert slow.stats.requests - requests_before == PAGES  # every page again
+    same_tables(dump(sink_url), reference)
+    assert query(sink_url, "SELECT status, pages FROM sync_runs ORDER BY id") == [
+        (
+            "abandoned",
+            pages_written_at_kill := query(sink_url, "SELECT pages FROM sync_runs")[0][0],
+        ),
+        ("complete", PAGES),
+    ]
+    assert pages_written_at_kill >= 30
+
+
 def test_a_second_run_writing_the_same_database_is_refused(
     slow: ServerThread, sink_url: str
 ) -> None:
