@@ -10,6 +10,7 @@ WAL mode: readers (a query while a sync runs) do not block the writer.
 ``synchronous=NORMAL`` keeps a committed page through ``kill -9`` (WAL is
 synced at checkpoints; an OS crash may lose the last pages, which the rerun
 fetches again: progress and records are in the same transaction).
+Checkpoints come every ``_CHECKPOINT_PAGES`` WAL pages and on close.
 
 The writer lock is an exclusive ``flock`` on ``<file>.lock`` beside the
 database, held for as long as the sink is open; a second asyncfetch run
@@ -40,6 +41,12 @@ __all__ = ["SQLiteSink", "sqlite_timestamp"]
 T = TypeVar("T")
 
 _PARAM = re.compile(r"\$(\d+)")
+
+# WAL pages (4 KiB) before SQLite copies them into the file, with an fsync:
+# 16 MiB rather than its default 4 MiB, a checkpoint per ~4,000 records
+# rather than ~1,000 (measured: the commits of a 10,000-user sync took half
+# the writer's time at the default). The rest is checkpointed on close.
+_CHECKPOINT_PAGES = 4000
 
 
 def sqlite_timestamp(value: dt.datetime) -> str:
@@ -111,6 +118,7 @@ class SQLiteSink(Sink):
         try:
             db.execute("PRAGMA journal_mode=WAL")  # reads the file: not a database fails
             db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
             # Can it be written at all? (A read-only file or folder says so here.)
             doing = "write"
             db.execute("BEGIN IMMEDIATE")
@@ -133,6 +141,9 @@ class SQLiteSink(Sink):
         db, self._db = self._db, None
         try:
             if db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    # What the WAL holds goes into the file; the WAL is emptied.
+                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 with contextlib.suppress(sqlite3.Error):
                     db.close()
         finally:
