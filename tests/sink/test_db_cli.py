@@ -250,7 +250,7 @@ def test_incremental_runs_miss_no_update_made_during_or_after_a_run(
         members_then = query(sink_url, "SELECT position, id FROM list_members")
         # After the run, with no request running: five more users updated.
         afterwards = [str(u["id"]) for u in server.workspace.users[7:2000:400]]
-        server.server.touch(afterwards)
+        server.touch(afterwards)  # on the server's own loop
         requests_before = server.stats.requests
         # No margin: the bookmark itself, the first run's start, must catch them all.
         second = run(
