@@ -26,6 +26,7 @@ import fcntl
 import os
 import re
 import sqlite3
+import stat
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -104,9 +105,18 @@ class SQLiteSink(Sink):
             raise SinkLockedError(
                 f"{where}: another asyncfetch run is writing this database"
             ) from None
-        if self.path.exists() and not os.access(self.path, os.R_OK | os.W_OK):
+        try:
+            mode = os.stat(self.path).st_mode
+        except OSError:
+            mode = None  # made below, or refused by sqlite3 in its own words
+        # A file nobody may write is read-only for this run too (root included:
+        # its owner said so); one this user may not read or write is refused.
+        if mode is not None and stat.S_ISREG(mode) and not mode & 0o222:
             self._unlock()
-            raise SinkOpenError(f"{where}: the file is not readable and writable")
+            raise SinkOpenError(f"{where}: cannot write: the file is read-only")
+        if mode is not None and not os.access(self.path, os.R_OK | os.W_OK):
+            self._unlock()
+            raise SinkOpenError(f"{where}: cannot open: the file is not readable and writable")
         try:
             db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=10
