@@ -28,7 +28,13 @@ from ._exceptions import (
     RateLimitError,
     RequestTimeout,
     ResponseFormatError,
+    SchemaVersionError,
     ServerError,
+    SinkError,
+    SinkLockedError,
+    SinkOpenError,
+    SinkURLError,
+    SinkWriteError,
     TransportError,
     UnsafeURLError,
 )
@@ -36,10 +42,14 @@ from ._http._generic import PageNumbered, PagesClient
 from ._http._transport import FetchStats
 from ._intercom._client import DEFAULT_BASE_URL, IntercomClient
 from ._intercom._pages import Item
+from ._sink import KINDS as SINK_KINDS
+from ._sink import SCHEMA_VERSION, Sink, SinkRun, open_sink, write_pages
 from ._version import __version__
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "SCHEMA_VERSION",
+    "SINK_KINDS",
     "SWITCHED_TO_SCROLL",
     "APIError",
     "AsyncFetchError",
@@ -62,10 +72,20 @@ __all__ = [
     "RequestTimeout",
     "ResponseFormatError",
     "Retries",
+    "SchemaVersionError",
     "ServerError",
+    "Sink",
+    "SinkError",
+    "SinkLockedError",
+    "SinkOpenError",
+    "SinkRun",
+    "SinkURLError",
+    "SinkWriteError",
     "TransportError",
     "UnsafeURLError",
     "__version__",
     "drop_repeated_ids",
+    "open_sink",
     "ordered_pages",
+    "write_pages",
 ]

@@ -16,7 +16,13 @@ asyncio escapes the public API (``_http/_transport.py`` maps them, in one place)
     ├── ResponseFormatError       a 2xx whose body is not the JSON expected
     ├── PageLimitError            the list is longer than page-numbered listing reaches
     ├── IncompleteListError       the list ended short of the count it said it held
-    └── UnsafeURLError            a ``next`` link to another host: not followed
+    ├── UnsafeURLError            a ``next`` link to another host: not followed
+    └── SinkError                 the database a sync writes to (``--db``) failed
+        ├── SinkURLError          an unknown scheme or a malformed database URL
+        ├── SinkOpenError         cannot open: unreadable, read-only, refused, bad login
+        ├── SinkLockedError       another asyncfetch run is writing this database
+        ├── SchemaVersionError    the database's schema is newer than this code knows
+        └── SinkWriteError        a write failed (full disk...): that page rolled back
 
 Invalid arguments are not fetch failures: they raise ``ValueError`` before any
 request is sent.
@@ -46,7 +52,13 @@ __all__ = [
     "RateLimitError",
     "RequestTimeout",
     "ResponseFormatError",
+    "SchemaVersionError",
     "ServerError",
+    "SinkError",
+    "SinkLockedError",
+    "SinkOpenError",
+    "SinkURLError",
+    "SinkWriteError",
     "TransportError",
     "UnsafeURLError",
 ]
@@ -195,3 +207,46 @@ class IncompleteListError(AsyncFetchError):
 
 class UnsafeURLError(AsyncFetchError):
     """The API pointed at another scheme, host or port; the token is never sent there."""
+
+
+class SinkError(AsyncFetchError):
+    """The database a sync writes to failed (``open_sink``, ``--db``).
+
+    The message names the database by its URL with any password replaced by
+    ``***``; a password never reaches a message, ``args`` or a log line.
+    ``usage`` is true for the errors found before any request is sent (a bad
+    URL, a database that cannot be opened or is locked or too new): the CLI
+    exits 2 for them, 1 for the others.
+    """
+
+    usage = False
+
+
+class SinkURLError(SinkError):
+    """The database URL has an unknown scheme or cannot be parsed."""
+
+    usage = True
+
+
+class SinkOpenError(SinkError):
+    """The database cannot be opened: an unreadable or read-only SQLite file, a
+    PostgreSQL server that cannot be reached, refuses or rejects the login."""
+
+    usage = True
+
+
+class SinkLockedError(SinkError):
+    """Another asyncfetch run is writing this database: two runs would interleave."""
+
+    usage = True
+
+
+class SchemaVersionError(SinkError):
+    """The database's ``schema_version`` is newer than this asyncfetch knows."""
+
+    usage = True
+
+
+class SinkWriteError(SinkError):
+    """A write failed mid-run (a full disk, a lost connection); the transaction
+    was rolled back, so the database is as it was before that page."""

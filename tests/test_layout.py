@@ -5,6 +5,7 @@
     _core       the engine: imports nothing of HTTP (no _http, no aiohttp)
     _http       the transport: knows nothing of Intercom, the CLI or the test server
     _intercom   the Intercom client, over _core and _http
+    _sink       the database a sync writes to: _core and top-level modules only
     _cli        the command: only the public names of asyncfetch and asyncfetch.testing
     testing     the bundled server: nothing of the client side at all
 
@@ -26,8 +27,8 @@ import asyncfetch
 
 PACKAGE_DIR = Path(asyncfetch.__file__).parent
 
-ROOMS = ("_core", "_http", "_intercom", "_cli", "testing")
-CLIENT_ROOMS = ("_core", "_http", "_intercom", "_cli")
+ROOMS = ("_core", "_http", "_intercom", "_sink", "_cli", "testing")
+CLIENT_ROOMS = ("_core", "_http", "_intercom", "_sink", "_cli")
 # Top-level modules any room may use: they hold no code of a product.
 NEUTRAL = ("_exceptions", "_config", "_json", "_version")
 # Public packages: a module of _cli may import the names in their __all__.
@@ -118,11 +119,14 @@ def check_layout(package_dir: Path) -> list[str]:
                 to = room_of(package, full)
                 if to is not None and node_of(package, full) != node_of(package, name):
                     graph.setdefault(node_of(package, name), set()).add(node_of(package, full))
-                if room == "_core" and (to in ("_http", "_intercom", "_cli", "testing")
+                if room == "_core" and (to in ("_http", "_intercom", "_sink", "_cli", "testing")
                                         or full.split(".")[0] == "aiohttp"):  # fmt: skip
                     problems.append(f"{where}: _core imports HTTP or above: {shown}")
                 if room == "_http" and to in ("_intercom", "_cli", "testing"):
                     problems.append(f"{where}: _http imports {to}: {shown}")
+                if room == "_sink" and (to in ("_http", "_intercom", "_cli", "testing")
+                                        or full.split(".")[0] == "aiohttp"):  # fmt: skip
+                    problems.append(f"{where}: _sink imports {to or full}: {shown}")
                 if room == "testing" and to in CLIENT_ROOMS:
                     problems.append(f"{where}: testing imports the client ({to}): {shown}")
                 if room == "testing" and to == "." and full != package:
@@ -205,6 +209,8 @@ GOOD = {
     "_intercom/__init__.py": "",
     "_intercom/_client.py": "from .._http._transport import T\nfrom ._errors import d\n",
     "_intercom/_errors.py": "",
+    "_sink/__init__.py": "",
+    "_sink/_base.py": "import sqlite3\nfrom .._core._engine import run\nfrom .._json import x\n",
     "_cli/__init__.py": "",
     "_cli/_run.py": "from .. import run\nfrom ..testing import Server\nfrom ._other import x\n",
     "_cli/_other.py": "",
@@ -230,11 +236,13 @@ def test_the_checker_fails_each_broken_rule(tmp_path: Path) -> None:
         "_http/_transport.py": "from .._intercom._client import C\nfrom .._cli import _run\n",
         # _cli: a private module, and a name the package does not make public.
         "_cli/_run.py": "from .._intercom._client import C\nfrom .. import hidden\n",
+        # _sink: the transport, and aiohttp.
+        "_sink/_base.py": "from .._http._transport import T\nimport aiohttp\n",
         # testing: the client side, absolute.
         "testing/_server.py": "from pkg._http._transport import T\n",
     }
     problems = check_layout(write(tmp_path, bad))
-    assert problems[:7] == [
+    assert problems[:9] == [
         "pkg/_cli/_run.py:1: _cli imports a private module: from pkg._intercom._client import C",
         "pkg/_cli/_run.py:2: _cli imports names not in pkg.__all__ (['hidden']): "
         "from pkg import hidden",
@@ -242,11 +250,13 @@ def test_the_checker_fails_each_broken_rule(tmp_path: Path) -> None:
         "pkg/_core/_engine.py:3: _core imports HTTP or above: from pkg._http._transport import T",
         "pkg/_http/_transport.py:1: _http imports _intercom: from pkg._intercom._client import C",
         "pkg/_http/_transport.py:2: _http imports _cli: from pkg._cli import _run",
+        "pkg/_sink/_base.py:1: _sink imports _http: from pkg._http._transport import T",
+        "pkg/_sink/_base.py:2: _sink imports aiohttp: import aiohttp",
         "pkg/testing/_server.py:1: testing imports the client (_http): "
         "from pkg._http._transport import T",
     ]
     # The bad imports close loops through the good ones (_cli -> pkg -> _core).
-    assert problems[7:] == [
+    assert problems[9:] == [
         "import cycle between rooms: pkg -> pkg._core -> pkg._http -> pkg._cli -> pkg",
         "import cycle between rooms: pkg._http -> pkg._cli -> pkg._intercom -> pkg._http",
     ]
