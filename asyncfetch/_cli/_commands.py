@@ -75,6 +75,16 @@ def _fetch_options(command: F) -> F:
             help="File to write, items in API order; '-' is stdout. Several lists: merged.",
         ),
         click.option(
+            "--db",
+            "db_url",
+            default=None,
+            metavar="URL",
+            help="Sync into this database instead of a file: sqlite:///path/x.db (or a path "
+            "ending .db/.sqlite) or postgresql://user@host/db. Rerun to continue a stopped "
+            "run. Tag, segment and company lists are full passes (the API sorts only "
+            "GET /users).",
+        ),
+        click.option(
             "--per-page",
             type=click.IntRange(1, 60),
             default=_CLIENT_DEFAULTS["per_page"],

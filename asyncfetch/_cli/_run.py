@@ -31,10 +31,11 @@ import click
 import orjson
 import stamina.instrumentation
 
-from .. import IntercomClient
+from .. import IntercomClient, SinkError, open_sink
 from .._config import Retries
 from .._exceptions import AsyncFetchError, PageLimitError
 from ._checkpoint import CheckpointMismatch, checkpoint_path
+from ._db import sync_to_db
 from ._formats import Csv, OutputFormat, make_format
 from ._progress import progress_board
 from ._sync import (
@@ -173,6 +174,8 @@ class FetchPlan:
     restart_on_change: bool
     verbose: int
     quiet: bool
+    db: str | None = None
+    """``--db``: the database URL (it may hold a password: never shown), or ``None``."""
 
     @property
     def outputs(self) -> list[str]:
@@ -195,6 +198,13 @@ def run_fetch(specs: list[ListSpec], **options: Any) -> None:
     request), then its files claimed (folders, locks, checkpoints), the fetch,
     and the report. ``options`` are ``plan_fetch``'s."""
     plan = plan_fetch(specs, **options)
+    if plan.db is not None:
+        targets = [
+            Target(spec=spec, path=path) for spec, path in zip(specs, plan.paths, strict=True)
+        ]
+        seconds = _run(plan, targets)
+        _report(plan.client, targets, seconds, stats_path=plan.stats_path, quiet=plan.quiet)
+        return
     with _claimed(plan) as targets:
         if all(target.complete for target in targets):
             return
@@ -225,6 +235,7 @@ def plan_fetch(
     allow_insecure_http: bool,
     verbose: int,
     quiet: bool,
+    db_url: str | None = None,
 ) -> FetchPlan:
     """Check a fetching command's options and decide its files, touching none:
     ``LineUsageError`` (exit 2) for anything a user can get wrong in them."""
@@ -251,15 +262,33 @@ def plan_fetch(
     if fields and format_name != "csv":
         raise LineUsageError("--fields goes with --format csv")
     _refuse_repeated_lists(specs)
-    merged = out_dir is None and len(specs) > 1
+    db_display = None
+    if db_url is not None:
+        db_display = _check_db(
+            db_url,
+            out=out_path != "-" or out_dir is not None,
+            file_options=[
+                name
+                for name, given in (
+                    ("--resume", resume),
+                    ("--restart", restart),
+                    ("--restart-on-change", restart_on_change),
+                    ("--fields", bool(fields)),
+                )
+                if given
+            ],
+        )
+    merged = out_dir is None and len(specs) > 1 and db_url is None
     if out_dir is not None:
         if out_path != "-":
             raise LineUsageError("give --out or --out-dir, not both")
         stems = _file_stems([spec.slug for spec in specs])
         paths = [os.path.join(out_dir, stem + _EXTENSIONS[format_name]) for stem in stems]
+    elif db_display is not None:
+        paths = [db_display] * len(specs)
     else:
         paths = [out_path] * len(specs)
-    resumable = not merged and not is_stream(paths[0])
+    resumable = not merged and db_url is None and not is_stream(paths[0])
     if resume and not resumable:
         raise LineUsageError(
             "--resume needs a regular file per list: --out FILE for one list, --out-dir for several"
@@ -287,7 +316,23 @@ def plan_fetch(
         restart_on_change=restart_on_change,
         verbose=verbose,
         quiet=quiet,
+        db=db_url,
     )
+
+
+def _check_db(url: str, *, out: bool, file_options: list[str]) -> str:
+    """``--db``'s URL checked (its kind, not yet the database): what to show of it."""
+    if out:
+        raise LineUsageError("give --out (or --out-dir) or --db, not both")
+    if file_options:
+        raise LineUsageError(
+            f"{file_options[0]} is for files; with --db, rerunning the same command "
+            "continues an interrupted run from the database's own record"
+        )
+    try:
+        return open_sink(url).display
+    except SinkError as exc:
+        raise LineUsageError(exc.message) from None
 
 
 @contextlib.contextmanager
@@ -346,6 +391,10 @@ def _run(plan: FetchPlan, targets: list[Target]) -> float:
     # Retries are counted and reported here; stamina's own log line per retry is noise.
     stamina.instrumentation.set_on_retry_hooks([])
     show_progress = not plan.quiet and sys.stderr.isatty()
+    if plan.db is not None:
+        with cli_errors():
+            return asyncio.run(_fetch_db(plan, targets, show_progress))
+        raise AssertionError("unreachable: cli_errors exits")  # pragma: no cover
     fetch = _fetch(
         plan.client,
         targets,
@@ -445,6 +494,24 @@ async def _fetch(
                     warn=_warn,
                     restart_on_change=restart_on_change,
                 )
+    return asyncio.get_running_loop().time() - started
+
+
+async def _fetch_db(plan: FetchPlan, targets: list[Target], show_progress: bool) -> float:
+    """The lists into the database: opened (locked, its schema checked) before
+    the client sends a request, so what is wrong with it is still exit 2."""
+    assert plan.db is not None
+    started = asyncio.get_running_loop().time()
+    async with open_sink(plan.db) as sink, plan.client as client:
+        with progress_board(enabled=show_progress, stats=lambda: client.stats) as board:
+            await sync_to_db(
+                client,
+                sink,
+                targets,
+                board,
+                per_page=int(plan.extra["per_page"]),
+                base_url=str(plan.extra["base_url"]),
+            )
     return asyncio.get_running_loop().time() - started
 
 
@@ -586,6 +653,11 @@ def cli_errors(
             if isinstance(leaf, AsyncFetchError | OSError | KeyboardInterrupt):
                 raise leaf from None
             raise
+    except SinkError as exc:
+        # Found before any request (the URL, the file, the lock, the schema): a
+        # usage error; a write that failed mid-run: a failed run.
+        click.echo(f"asyncfetch: error: {exc.message}", err=True)
+        sys.exit(2 if exc.usage else 1)
     except PageLimitError as exc:
         resumed = "--resume" in sys.argv[1:]
         restart = f"; to start afresh: {restart_command}" if restart_command and resumed else ""

@@ -125,8 +125,13 @@ def _postgres(parsed: SinkURL) -> Sink:
     try:
         from . import _postgres  # type: ignore[attr-defined, unused-ignore]
     except ImportError as exc:
+        missing = (
+            f"it needs {exc.name} (pip install 'asyncfetch[postgres]')"
+            if exc.name and not exc.name.startswith("asyncfetch")
+            else "not in this version of asyncfetch"
+        )
         raise SinkOpenError(
-            f"{parsed.display}: the PostgreSQL backend is not available ({exc.msg})"
+            f"{parsed.display}: the PostgreSQL backend is not available: {missing}"
         ) from None
     sink: Sink = _postgres.PostgresSink(parsed)
     return sink

@@ -1,0 +1,115 @@
+"""``--db``: a list command's records into a database instead of a file.
+
+The library's sink does the work (``open_sink``, ``Sink.begin_run``,
+``write_pages``, ``Sink.finish_run``); this module names each list for the
+database (``DbList``) and runs the lists of one command side by side on one
+client and one sink, with the same progress board and summary as a file
+export. What is different from a file: no ``--resume``, the database keeps
+its own record of where each list stopped, so rerunning the same command
+continues; and no partial file, a page is in the database or not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+import anyio
+
+from .. import SINK_KINDS, IntercomClient, Sink, SinkError, write_pages
+from ._export import ExportSummary
+from ._progress import ProgressBoard
+from ._sync import ListSpec, Target
+
+__all__ = ["DbList", "db_list_of", "sync_to_db"]
+
+
+@dataclass(frozen=True, slots=True)
+class DbList:
+    """How a list is known in the database: ``name`` in ``list_members`` and
+    ``sync_runs`` (``users?tag_id=100``), the table of its records (``kind``),
+    and whether it is a whole collection (``whole``: a complete pass marks
+    the records it did not see as deleted)."""
+
+    name: str
+    kind: str
+    whole: bool
+
+
+_FILTERS = ("tag_id", "segment_id", "id", "company_id")
+
+
+def db_list_of(spec: ListSpec) -> DbList:
+    """The database's name for ``spec``'s list, from its fingerprint."""
+    what = str(spec.fingerprint["list"])
+    filters = [
+        (key, spec.fingerprint[key]) for key in _FILTERS if spec.fingerprint.get(key) is not None
+    ]
+    kind = "users" if what in ("users", "company_users") else what
+    assert kind in SINK_KINDS, kind
+    name = what + ("?" + "&".join(f"{key}={value}" for key, value in filters) if filters else "")
+    return DbList(name=name, kind=kind, whole=what != "company_users" and not filters)
+
+
+async def sync_to_db(
+    client: IntercomClient,
+    sink: Sink,
+    targets: list[Target],
+    board: ProgressBoard,
+    *,
+    per_page: int,
+    base_url: str,
+) -> None:
+    """Every list of ``targets`` into ``sink``, side by side."""
+    async with anyio.create_task_group() as group:
+        for target in targets:
+            group.start_soon(_sync_one, client, sink, target, board, per_page, base_url)
+
+
+async def _sync_one(
+    client: IntercomClient,
+    sink: Sink,
+    target: Target,
+    board: ProgressBoard,
+    per_page: int,
+    base_url: str,
+) -> None:
+    where = db_list_of(target.spec)
+    run = await sink.begin_run(
+        list_name=where.name,
+        kind=where.kind,
+        per_page=per_page,
+        base_url=base_url,
+        whole=where.whole,
+    )
+    pages_before, items_before = run.pages, run.items
+    started = time.perf_counter()
+    listing = target.spec.make(client)
+    on_page = board.track(target.spec.name, done_pages=run.pages)
+
+    def requests() -> int:
+        return client.stats.requests
+
+    try:
+        async with listing:
+            await write_pages(
+                sink,
+                run,
+                listing.pages(start=run.next_page),
+                requests=requests,
+                on_written=on_page,
+            )
+    except BaseException:
+        # The run failed or was stopped: its membership is left as it was, its
+        # progress kept for the rerun. (A broken database may refuse this too.)
+        with anyio.CancelScope(shield=True), contextlib.suppress(SinkError):
+            await sink.finish_run(run, complete=False, requests=requests())
+        raise
+    await sink.finish_run(run, complete=True, requests=requests())
+    target.summary = ExportSummary(
+        pages=run.pages - pages_before,
+        items=run.items - items_before,
+        seconds=time.perf_counter() - started,
+        changes=listing.changes,
+    )
