@@ -30,6 +30,7 @@ from the driver or the server is scrubbed of the password too.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -88,11 +89,10 @@ class PostgresSink(Sink):
                 f"{where}: cannot connect: no answer within {CONNECT_TIMEOUT:g} s"
             ) from None
         except OSError as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise SinkOpenError(f"{where}: cannot connect: {self._clean(reason)}") from None
+            raise SinkOpenError(f"{where}: cannot connect: {self._clean(_reason(exc))}") from None
         except (asyncpg.InterfaceError, ValueError) as exc:
             # A URL asyncpg cannot use (a bad port, an unknown sslmode...).
-            raise SinkURLError(f"{where}: {self._clean(exc)}") from None
+            raise SinkURLError(f"{where}: not a usable URL: {self._clean(exc)}") from None
         try:
             locked = await connection.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
@@ -147,6 +147,18 @@ class PostgresSink(Sink):
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                 raise self._write_error(exc) from None
         return results
+
+
+def _reason(exc: OSError) -> str:
+    """Why a connection could not be made, in words (asyncio's own text for a
+    refused connection is "Connect call failed ('127.0.0.1', 5432)")."""
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host ({exc.strerror})"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the server running, on that host and port?)"
+    if isinstance(exc, FileNotFoundError):
+        return "no server socket there (is the server running, with that socket folder?)"
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 async def _close(connection: Any) -> None:
