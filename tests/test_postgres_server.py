@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import pytest
 
-from .postgres_server import (
+from .postgres_cluster import (
     ENV,
     Cluster,
     PostgresStartError,
@@ -149,9 +149,9 @@ def test_failing_tests_print_no_password(postgres_url: PostgresUrl, tmp_path: Pa
 
 def test_a_server_that_cannot_start_fails_the_tests_never_skips(tmp_path: Path) -> None:
     (tmp_path / "conftest.py").write_text(
-        "import tests.postgres_server as server\n"
+        "import tests.postgres_cluster as cluster\n"
         "from tests.postgres_server import postgres_url  # noqa: F401\n"
-        "server.DEBIAN_BINDIRS = '/nonexistent/*/bin'\n"
+        "cluster.DEBIAN_BINDIRS = '/nonexistent/*/bin'\n"
     )
     (tmp_path / "test_needs_postgres.py").write_text(
         "def test_one(postgres_url):\n    pass\n\ndef test_two(postgres_url):\n    pass\n"

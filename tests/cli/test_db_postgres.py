@@ -16,7 +16,7 @@ from asyncfetch._sink import open_sink
 from asyncfetch.testing import ServerConfig, ServerThread
 
 from ..helpers import users_with_tag
-from ..postgres_server import PostgresUrl, with_database
+from ..postgres_cluster import PostgresUrl, with_database
 from .test_cli import run_cli
 
 TOKEN = "cli-secret-token-pg"

@@ -25,7 +25,7 @@ import pytest
 from asyncfetch import SinkLockedError, SinkOpenError, SinkWriteError
 from asyncfetch._sink import open_sink
 
-from ..postgres_server import PostgresUrl, with_database
+from ..postgres_cluster import PostgresUrl, with_database
 
 pytestmark = pytest.mark.anyio
 
