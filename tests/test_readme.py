@@ -10,6 +10,8 @@ Every fenced ``sh`` block of README.md is marked by the HTML comment before it:
 * ``<!-- runnable: rest server -->`` and ``<!-- runnable: rest -->``: the same
   for the section on any page-numbered API, its server a REST-style one and
   its examples ``sh`` or ``python`` blocks, each run whole;
+* ``<!-- runnable: sql -->`` before a ``sql`` block: a query run, after the
+  shell examples, on the SQLite database they made (``intercom.db``);
 * ``<!-- not run by tests/test_readme.py: REASON -->``: not run (a real token,
   minutes of benchmarks, building the virtualenv the tests run in).
 
@@ -29,6 +31,7 @@ import re
 import shlex
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -51,6 +54,7 @@ REST_BLOCK = re.compile(
     r"<!-- (?P<mark>runnable: rest(?: server)?) -->\n```(?P<lang>sh|python)\n(?P<body>.*?)```",
     re.DOTALL,
 )
+SQL_BLOCK = re.compile(r"<!-- runnable: sql -->\n```sql\n(?P<body>.*?)```", re.DOTALL)
 PYTEST_BLOCK = re.compile(r"<!-- runnable: pytest -->\n```python\n(?P<body>.*?)```", re.DOTALL)
 
 
@@ -186,6 +190,34 @@ def test_the_readme_examples_run_against_the_bundled_server(
     assert paying
     assert [row.split(",")[0] for row in rows[1:]] == paying
     assert all(row.split(",")[2] not in ("", "free") for row in rows[1:])
+    check_sql_examples(folder / "intercom.db", ws)
+
+
+def check_sql_examples(path: Path, ws: Workspace) -> None:
+    """The README's queries, on the database its ``--db`` commands made."""
+    members, recent = [m["body"] for m in SQL_BLOCK.finditer(README.read_text())]
+    db = sqlite3.connect(path)
+    try:
+        tagged = ws.items(ListKey("users", "tag_id", "100003"))
+        assert db.execute(members).fetchall() == [
+            (position, person["id"], person["email"])
+            for position, person in enumerate(tagged, start=1)
+        ]
+        # The bundled workspace was last updated on 2024-01-01: nothing in the
+        # last day of today; the day before its own "now", its users of that day.
+        assert db.execute(recent).fetchall() == []
+        day_before = recent.replace("datetime('now', '-1 day')", "'2023-12-31 00:00:00'")
+        assert day_before != recent
+        expected = [u for u in ws.users if u["updated_at"] >= 1_704_067_200 - 86_400]
+        got = db.execute(day_before).fetchall()
+        assert sorted((key, email) for key, email, _ in got) == sorted(
+            (u["id"], u["email"]) for u in expected
+        )
+        assert [when for _, _, when in got] == sorted((when for _, _, when in got), reverse=True)
+        assert expected
+        assert db.execute("SELECT count(*) FROM companies").fetchone() == (len(ws.companies),)
+    finally:
+        db.close()
 
 
 def jsonl_ids(path: Path) -> list[str]:

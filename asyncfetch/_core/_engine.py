@@ -88,6 +88,12 @@ class ListChanges:
     """Records handed over so far."""
     count_check: str = "not run"
     """What the count check at the end said: ``"passed"``, or why it was not made."""
+    stopped_early: bool = False
+    """The listing ended on purpose before the end of the list (``updated_since``:
+    the records after the stop are older than asked for)."""
+    pages_rechecked: int = 0
+    """Pages walked again one after another because the list moved while its pages
+    were fetched concurrently (``updated_since``; see ``_intercom/_since.py``)."""
 
     @property
     def changed(self) -> bool:

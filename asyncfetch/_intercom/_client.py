@@ -8,6 +8,7 @@ import logging
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import quote
@@ -27,6 +28,7 @@ from .._version import __version__
 from ._errors import decode_error
 from ._pages import RECORD_CAP, IntercomList, Item
 from ._scroll import Scroll, carries
+from ._since import SORT_FIELDS, check_updated_since, updated_since_pages
 
 __all__ = ["DEFAULT_BASE_URL", "IntercomClient"]
 
@@ -196,6 +198,9 @@ class IntercomClient:
         tag_id: str | int | None = None,
         segment_id: str | int | None = None,
         scroll: bool | None = None,
+        sort: str | None = None,
+        order: str | None = None,
+        updated_since: float | datetime | None = None,
     ) -> Listing[Item]:
         """Users and leads (``GET /users``), optionally those carrying a tag or in a segment.
 
@@ -207,12 +212,36 @@ class IntercomClient:
         handed over (all users; for a tag or segment, ``/users/scroll`` then
         ``/contacts/scroll``, its users and then its leads picked out locally);
         ``True`` always scrolls, ``False`` raises ``PageLimitError`` instead.
+
+        ``sort`` (``"created_at"``, ``"last_request_at"``, ``"signed_up_at"``,
+        ``"updated_at"``) and ``order`` (``"asc"``, ``"desc"``; the API's default
+        is ``desc``) are sent as given, for the list of all users only: Intercom's
+        1.x "List Users" documents them there and not for tags or segments. The
+        scroll has no order, so a sorted list past the cap raises
+        ``PageLimitError`` (``scroll=True`` is refused).
+
+        ``updated_since`` (epoch seconds or a timezone-aware ``datetime``;
+        rounded down to whole seconds): only the users updated at or after it.
+        Requests ``sort=updated_at&order=desc`` and stops at the first page
+        holding an older record (its newer records are delivered), cancelling
+        the requests still running ahead; every record once. Every record
+        updated at or after it and not updated during the listing is
+        delivered; one updated during the listing may be missed, and has an
+        ``updated_at`` at or after the listing's start, so a next run bounded
+        by this run's start (less a margin for clocks) catches it. See
+        ``listing.changes`` (``stopped_early``, ``pages_rechecked``). Not
+        resumable (``pages(start=N)``): updates move records between pages.
+        More than 10,000 newer records raise ``PageLimitError``: do a full pass.
         """
         if tag_id is not None and segment_id is not None:
             raise ValueError(
                 "pass tag_id or segment_id, not both: the Intercom API cannot combine them"
             )
         filters = _filters(tag_id=tag_id, segment_id=segment_id)
+        if sort is not None or order is not None or updated_since is not None:
+            return self._sorted_users(
+                filters, scroll=scroll, sort=sort, order=order, updated_since=updated_since
+            )
         return self._capped(
             ("users",),
             "users",
@@ -222,6 +251,65 @@ class IntercomClient:
             # A tag's or segment's list holds users and leads: scroll both.
             over=_PEOPLE if filters else None,
         )
+
+    def _sorted_users(
+        self,
+        filters: dict[str, str],
+        *,
+        scroll: bool | None,
+        sort: str | None,
+        order: str | None,
+        updated_since: float | datetime | None,
+    ) -> Listing[Item]:
+        """``users()`` with ``sort``, ``order`` or ``updated_since`` (checked here)."""
+        if filters:
+            raise ValueError(
+                "sort, order and updated_since apply to the list of all users only: "
+                "Intercom documents them for GET /users, not for a tag's or segment's list"
+            )
+        if sort is not None and sort not in SORT_FIELDS:
+            raise ValueError(f"sort must be one of {', '.join(SORT_FIELDS)}, got {sort!r}")
+        if order is not None and order not in ("asc", "desc"):
+            raise ValueError(f"order must be 'asc' or 'desc', got {order!r}")
+        if scroll:
+            raise ValueError(
+                "scroll=True cannot be combined with sort, order or updated_since: "
+                "the Scroll API has no order"
+            )
+        if updated_since is None:
+            params = {"sort": sort} if sort is not None else {}
+            if order is not None:
+                params["order"] = order
+            return self._capped(("users",), "users", params, scroll=False)
+        since = check_updated_since(updated_since)
+        if sort not in (None, "updated_at") or order not in (None, "desc"):
+            raise ValueError(
+                "updated_since lists by updated_at, newest first: leave sort and order "
+                f"unset (or 'updated_at' and 'desc'), got sort={sort!r}, order={order!r}"
+            )
+        url = self._url(("users",))
+        source = IntercomList(
+            transport=self._transport,
+            url=url,
+            items_key="users",
+            params={"sort": "updated_at", "order": "desc", "per_page": str(self._per_page)},
+            # Only the first pages are wanted, however long the list: no refusal
+            # from page 1's total_count. A page past the cap still fails (the API's 400).
+            record_cap=None,
+        )
+        window = self._window
+        changes = ListChanges()
+
+        def start(first: int) -> AsyncGenerator[Page[Item], None]:
+            if first != 1:
+                raise ValueError(
+                    "a listing with updated_since cannot be resumed from a page: updates "
+                    "move records between pages; list again from the same updated_since"
+                )
+            pages = updated_since_pages(source, since=since, window=window, changes=changes)
+            return count_checked(pages, changes, url=str(url), filtered=False, resumed=False)
+
+        return self._listing(start, changes)
 
     def company_users(
         self, *, id: str | int | None = None, company_id: str | int | None = None

@@ -173,6 +173,16 @@ class SinkRun:
     _requests_before: int = field(default=0, repr=False)
 
 
+# A list of one kind may hold records of another (a tag's users list holds
+# the leads carrying it, "type": "contact"): each goes to its own kind's table.
+_TABLE_OF_TYPE = {
+    "user": "users",
+    "contact": "contacts",
+    "lead": "contacts",
+    "company": "companies",
+}
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
@@ -334,11 +344,15 @@ class Sink(abc.ABC):
         requests: int,
     ) -> None:
         """Write page number ``page`` of ``run`` and the run's progress (next
-        page ``page + 1``) in one transaction. ``requests`` counts this
-        process's requests so far. A record without an id is a ``SinkWriteError``
-        (nothing of the page is written)."""
+        page ``page + 1``) in one transaction. Each record goes to the table
+        of its ``type`` (``user``, ``contact``, ``company``), else to
+        ``run.kind``'s. ``requests`` counts this process's requests so far.
+        A record without an id is a ``SinkWriteError`` (nothing of the page
+        is written)."""
         self._check_open()
         rows = []
+        tables: dict[str, list[tuple[Any, ...]]] = {}
+        now = _now()
         for record in records:
             row = row_of(record)
             if row is None:
@@ -346,25 +360,25 @@ class Sink(abc.ABC):
                     f"{self.display}: page {page} of {run.list} holds a record without an id"
                 )
             rows.append(row)
-        now = _now()
-        table = run.kind
+            table = _TABLE_OF_TYPE.get(record.get("type"), run.kind)  # type: ignore[arg-type]
+            tables.setdefault(table, []).append((*row, now))
         first = run.items + 1
         items = run.items + len(rows)
         total_requests = run._requests_before + requests
-        await self._transaction(
-            [
-                Step(
-                    sql.UPSERT.replace("{table}", table), [(*row, now) for row in rows], many=True
-                ),
-                Step(
-                    sql.STAGE,
-                    [(run.id, first + i, page, row[0]) for i, row in enumerate(rows)],
-                    many=True,
-                ),
-                Step(sql.SEEN.replace("{table}", table), (now, run.id, page)),
-                Step(sql.PROGRESS, (run.id, page + 1, items, run.pages + 1, total_requests)),
-            ]
+        steps = [
+            Step(sql.UPSERT.replace("{table}", table), upserts, many=True)
+            for table, upserts in tables.items()
+        ]
+        steps.append(
+            Step(
+                sql.STAGE,
+                [(run.id, first + i, page, row[0]) for i, row in enumerate(rows)],
+                many=True,
+            )
         )
+        steps += [Step(sql.SEEN.replace("{table}", table), (now, run.id, page)) for table in tables]
+        steps.append(Step(sql.PROGRESS, (run.id, page + 1, items, run.pages + 1, total_requests)))
+        await self._transaction(steps)
         run.next_page = page + 1
         run.items = items
         run.pages += 1

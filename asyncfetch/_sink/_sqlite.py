@@ -107,16 +107,18 @@ class SQLiteSink(Sink):
         except sqlite3.Error as exc:
             self._unlock()
             raise SinkOpenError(f"{where}: cannot open: {exc}") from None
+        doing = "open"
         try:
-            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA journal_mode=WAL")  # reads the file: not a database fails
             db.execute("PRAGMA synchronous=NORMAL")
             # Can it be written at all? (A read-only file or folder says so here.)
+            doing = "write"
             db.execute("BEGIN IMMEDIATE")
             db.execute("ROLLBACK")
         except sqlite3.Error as exc:
             db.close()
             self._unlock()
-            raise SinkOpenError(f"{where}: cannot write: {exc}") from None
+            raise SinkOpenError(f"{where}: cannot {doing}: {exc}") from None
         self._db = db
 
     def _unlock(self) -> None:

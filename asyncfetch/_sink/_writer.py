@@ -57,12 +57,18 @@ async def write_pages(
             except Exception as exc:  # raised after the queue is written
                 failure.append(exc)
 
-    async with anyio.create_task_group() as group:
-        group.start_soon(fetch)
-        async with receive:
-            async for page in receive:
-                await sink.write_page(run, page.number, page.items, requests=requests())
-                if on_written is not None:
-                    on_written(page)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(fetch)
+            async with receive:
+                async for page in receive:
+                    await sink.write_page(run, page.number, page.items, requests=requests())
+                    if on_written is not None:
+                        on_written(page)
+    except BaseExceptionGroup as group_error:
+        # One failure (the writer's; the fetch's are caught above): raise it as itself.
+        if len(group_error.exceptions) == 1:
+            raise group_error.exceptions[0] from None
+        raise
     if failure:
         raise failure[0]

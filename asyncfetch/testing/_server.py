@@ -63,6 +63,33 @@ Limiting" page of the API 1.x and 2.0 reference, and intercom-node
   ``Date`` and ``X-RateLimit-Reset`` together, as a real server whose clock
   differs from the client's would.
 
+Sorting ``GET /users`` (the whole-workspace list), as Intercom's API 1.x
+"List Users" reference documents it (developers.intercom.com, references
+1.0, 1.1 and 1.2, rest-api/users/list-users): ``sort`` is "what field to sort
+the results by.  Valid values: created_at, last_request_at, signed_up_at,
+updated_at"; ``order`` is "asc or desc ... defaults to desc"; "the user list
+is sorted by the created_at field".  Where the docs are silent, the choices
+made here and why:
+
+* An unknown ``sort`` value sorts by ``created_at`` and an unknown ``order``
+  is ``desc``: ignored, as an unknown parameter is, rather than refused.  A
+  refusal would flatter a client that misspells one (it would fail loudly);
+  the quiet reading is the one a client must survive, so a client that
+  depends on the order checks it (ours does).
+* Equal values go by creation, in the same direction, so the order is total.
+* Only the whole-workspace list is sorted: the docs document ``sort`` and
+  ``order`` for listing all users ("Works with: All" in 1.2), not for the
+  lists by tag, segment or company, which keep their order and ignore them.
+* A request with neither ``sort`` nor ``order`` keeps the order this server
+  has always served (creation order, sign-ups during a fetch at the front;
+  see `Workspace.insert_user`), which the rest of the tests rely on.  The docs
+  call that default "created_at ... descending"; ``order=desc`` gets it.
+
+Records touched during a fetch (``touch_users_every`` or `IntercomServer.touch`)
+get ``updated_at`` = the server clock's now (whole seconds) and move to the
+front of a list sorted by ``updated_at`` descending; the users they pass move
+one place on, across page boundaries, as the real API's would.
+
 For testing clients against a misbehaving API it can also inject seeded
 faults into list requests (`FaultConfig`: 5xx, proxy HTML pages, bad bodies,
 429 bursts, resets, hangs, latency) and grow the user lists during a fetch
@@ -87,13 +114,14 @@ import email.utils
 import functools
 import hmac
 import math
+import random
 import secrets
 import socket
 import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, NoReturn, Self
@@ -110,7 +138,7 @@ from ._faults import (
     FaultInjector,
 )
 from ._scroll_server import SCROLL_KINDS, ScrollError, ScrollRegistry
-from ._workspace import MAX_USERS, ListKey, Workspace
+from ._workspace import MAX_USERS, SORT_FIELDS, ListKey, Workspace
 
 __all__ = [
     "ADVERTISED_RATE_LIMIT",
@@ -230,6 +258,14 @@ class ServerConfig:
             and companies (Intercom); False: one per collection.
         insert_users_count: Users signed up at each ``insert_users_every``
             step, an int >= 1: a list near the cap crosses it mid-fetch.
+        touch_users_every: After every this many user-list pages served
+            (counted like ``insert_users_every``), touch ``touch_users_count``
+            users picked at random (seeded by ``seed``): their ``updated_at``
+            becomes the server clock's now, moving them to the front of
+            ``/users?sort=updated_at&order=desc`` (see `IntercomServer.touch`).
+            None never does.
+        touch_users_count: Users touched at each ``touch_users_every`` step,
+            an int >= 1.
     """
 
     users: int = 1000
@@ -254,6 +290,8 @@ class ServerConfig:
     scroll_cursor: str = "server"
     scroll_per_workspace: bool = True
     insert_users_count: int = 1
+    touch_users_every: int | None = None
+    touch_users_count: int = 1
 
     def __post_init__(self) -> None:
         if not _is_int(self.users) or not 0 <= self.users <= MAX_USERS:
@@ -339,6 +377,15 @@ class ServerConfig:
         if self.scroll_cursor not in ("server", "single_use"):
             raise ValueError(
                 f"scroll_cursor must be 'server' or 'single_use', got {self.scroll_cursor!r}"
+            )
+        touch = self.touch_users_every
+        if touch is not None and not (_is_int(touch) and touch >= 1):
+            raise ValueError(
+                f"touch_users_every must be None (never) or an int >= 1 pages, got {touch!r}"
+            )
+        if not (_is_int(self.touch_users_count) and self.touch_users_count >= 1):
+            raise ValueError(
+                f"touch_users_count must be an int >= 1, got {self.touch_users_count!r}"
             )
         if not (_is_int(self.insert_users_count) and self.insert_users_count >= 1):
             raise ValueError(
@@ -568,6 +615,8 @@ class IntercomServer:
             else None
         )
         self._user_pages_served = 0
+        self._touch_rng = random.Random(f"touch\0{config.seed}")
+        self.touched: list[str] = []
         self._scrolls = ScrollRegistry(
             self.workspace,
             page_size=config.scroll_page_size,
@@ -580,9 +629,9 @@ class IntercomServer:
         )
         # A closure rather than lru_cache on a method (which would pin self in
         # a class-level cache): cached page items live and die with the server.
-        self._page_items: Callable[[ListKey, int, int], bytes] = functools.lru_cache(
-            maxsize=_PAGE_CACHE_SIZE
-        )(self._join_page_items)
+        self._page_items: Callable[[ListKey, int, int, tuple[str, str] | None], bytes] = (
+            functools.lru_cache(maxsize=_PAGE_CACHE_SIZE)(self._join_page_items)
+        )
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         self.app = web.Application(middlewares=[self._count_middleware, self._api_middleware])
@@ -661,6 +710,28 @@ class IntercomServer:
         if self._base_url is None:
             raise RuntimeError("IntercomServer is not started")
         return self._base_url
+
+    # -- changes during a fetch ---------------------------------------------------
+
+    def touch(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Update the users ``ids`` now: ``updated_at`` becomes the server clock's
+        now, in whole seconds, as an update in Intercom would set it.
+
+        In ``/users?sort=updated_at&order=desc`` they move to the front; the
+        users they pass move one place on.  Call it between pages (from the
+        server's event loop: the same loop in the tests) to change the list
+        under a fetch.  The ids are added to `touched`.
+
+        Returns:
+            The touched users, as they are now.
+
+        Raises:
+            KeyError: An id names no user.
+        """
+        users = self.workspace.touch(ids, at=math.floor(self._rate.now()))
+        self.touched.extend(str(i) for i in ids)
+        self._page_items.cache_clear()  # type: ignore[attr-defined]
+        return users
 
     # -- middlewares --------------------------------------------------------------
 
@@ -831,7 +902,17 @@ class IntercomServer:
         query = request.query
         if "tag_id" in query and "segment_id" in query:
             raise _ApiError(400, "parameter_invalid", "tag_id and segment_id cannot be combined")
-        return self._paged(request, self._filtered_key("users", query))
+        key = self._filtered_key("users", query)
+        sort = None
+        if key == ListKey("users") and ("sort" in query or "order" in query):
+            # Unknown values read as the defaults (see the module docstring).
+            field_ = query.get("sort", "created_at")
+            order = query.get("order", "desc")
+            sort = (
+                field_ if field_ in SORT_FIELDS else "created_at",
+                order if order in ("asc", "desc") else "desc",
+            )
+        return self._paged(request, key, sort=sort)
 
     async def _company_users(self, request: web.Request) -> web.Response:
         company = request.match_info["id"]
@@ -867,8 +948,8 @@ class IntercomServer:
 
     def _scroll_batch_served(self, kind: str) -> None:
         # Scroll batches of users are user-list pages for insert_users_every.
-        if self.config.insert_users_every is not None and kind == "users":
-            self._count_user_page(self.config.insert_users_every)
+        if kind == "users":
+            self._count_user_page()
 
     async def _small_list(self, name: str, request: web.Request) -> web.Response:
         body = self.workspace.small_list_body(name)
@@ -894,7 +975,9 @@ class IntercomServer:
 
     # -- pagination ---------------------------------------------------------------
 
-    def _paged(self, request: web.Request, key: ListKey) -> web.Response:
+    def _paged(
+        self, request: web.Request, key: ListKey, *, sort: tuple[str, str] | None = None
+    ) -> web.Response:
         """One page of the list ``key``, in Intercom's v1 envelope."""
         page = _positive_int(request.query, "page", 1)
         per_page = min(_positive_int(request.query, "per_page", DEFAULT_PER_PAGE), MAX_PER_PAGE)
@@ -923,14 +1006,14 @@ class IntercomServer:
             (
                 b'{"type":"%s","total_count":%d,"%s":['
                 % (_LIST_TYPES[key.collection].encode(), total, key.collection.encode()),
-                self._page_items(key, page, per_page),
+                self._page_items(key, page, per_page, sort),
                 b'],"pages":',
                 orjson.dumps(pages),
                 b"}",
             )
         )
-        if self.config.insert_users_every is not None and key.collection == "users":
-            self._count_user_page(self.config.insert_users_every)
+        if key.collection == "users":
+            self._count_user_page()
         return _json_response(body)
 
     def _past_cap(self, key: ListKey, page: int, per_page: int) -> web.Response:
@@ -957,19 +1040,36 @@ class IntercomServer:
             )
         )
 
-    def _count_user_page(self, every: int) -> None:
-        """Count one user-list page served; sign a user up after every ``every``-th."""
+    def _count_user_page(self) -> None:
+        """Count one user-list page served; sign users up after every
+        ``insert_users_every``-th, touch users after every ``touch_users_every``-th."""
+        config = self.config
+        if config.insert_users_every is None and config.touch_users_every is None:
+            return
         self._user_pages_served += 1
-        if self._user_pages_served % every == 0:
-            for _ in range(self.config.insert_users_count):
+        served = self._user_pages_served
+        if config.insert_users_every is not None and served % config.insert_users_every == 0:
+            for _ in range(config.insert_users_count):
                 self.workspace.insert_user()
             # Cached pages of the two lists that grew are stale now; the
             # others are not, but a rare full clear keeps this simple.
             self._page_items.cache_clear()  # type: ignore[attr-defined]
+        if config.touch_users_every is not None and served % config.touch_users_every == 0:
+            users = self.workspace.users
+            picked = self._touch_rng.sample(
+                range(len(users)), min(config.touch_users_count, len(users))
+            )
+            self.touch([str(users[i]["id"]) for i in picked])
 
-    def _join_page_items(self, key: ListKey, page: int, per_page: int) -> bytes:
-        blobs = self.workspace.list_blobs(key) or ()
+    def _join_page_items(
+        self, key: ListKey, page: int, per_page: int, sort: tuple[str, str] | None
+    ) -> bytes:
         first = (page - 1) * per_page
+        if sort is not None and key == ListKey("users"):
+            users = self.workspace.users_blobs
+            ranked = self.workspace.sorted_user_indexes(*sort)
+            return b",".join(users[i] for i in ranked[first : first + per_page])
+        blobs = self.workspace.list_blobs(key) or ()
         return b",".join(blobs[first : first + per_page])
 
 

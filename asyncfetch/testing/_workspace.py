@@ -45,6 +45,12 @@ with the index, and so does ``id`` (built like a MongoDB ObjectId from the
 creation time, a per-workspace machine part and the index).  The exception is
 `Workspace.insert_user`, which simulates sign-ups during a fetch: each new user
 goes to the front of the all-users list and of the large tag's list.
+
+Users' ``updated_at`` (whole seconds) all differ when generated, so a list
+sorted by it has one order; `Workspace.touch` updates users during a fetch
+(``updated_at`` set to the server clock's now), and `Workspace.list_blobs`
+with ``sort=`` gives the all-users list sorted as ``GET /users?sort=&order=``
+asks (see `_server.py` for the rules and their sources).
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
-__all__ = ["ListKey", "Workspace"]
+__all__ = ["SORT_FIELDS", "ListKey", "Workspace"]
 
 Json = dict[str, Any]
 
@@ -123,6 +129,10 @@ _USER_AGENT: Final = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
     "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
 )
+#: The fields ``GET /users`` sorts by (Intercom's 1.x List Users: "Valid values:
+#: created_at, last_request_at, signed_up_at, updated_at").
+SORT_FIELDS: Final = ("created_at", "last_request_at", "signed_up_at", "updated_at")
+
 # Distinct "machine" nibbles keep ids of different kinds apart.
 _KIND_USER, _KIND_CONTACT, _KIND_COMPANY, _KIND_SEGMENT = 1, 2, 3, 4
 
@@ -191,6 +201,10 @@ class Workspace:
         self._list_blobs: dict[ListKey, tuple[bytes, ...]] = {}
         self._small_bodies: dict[str, bytes] = {}
         self._machine = 0  # per-workspace part of every object id
+        # The all-users list's indexes sorted by (field, order), made on demand
+        # and dropped whenever a user is inserted or touched.
+        self._sorted: dict[tuple[str, str], tuple[int, ...]] = {}
+        self._user_index: dict[str, int] = {}
 
     # -- public queries ---------------------------------------------------------
 
@@ -216,12 +230,22 @@ class Workspace:
         """
         return str(max(self.companies, key=lambda c: int(c["user_count"]))["id"])
 
-    def list_blobs(self, key: ListKey) -> tuple[bytes, ...] | None:
+    def list_blobs(
+        self, key: ListKey, *, sort: tuple[str, str] | None = None
+    ) -> tuple[bytes, ...] | None:
         """Return the serialised items of the list ``key``, or None if it is unknown.
 
         An unknown ``key`` means an unknown tag, segment or company id (or
         collection); a known one may still be empty.
+
+        ``sort``: ``(field, order)``, the all-users list (``ListKey("users")``)
+        sorted by ``field`` (one of `SORT_FIELDS`), ``order`` ``"asc"`` or
+        ``"desc"``; ties (equal values) go by creation (index) in the same
+        direction, so the order is total.  Other lists ignore it.
         """
+        if sort is not None and key == ListKey("users"):
+            users = self._collections["users"].blobs
+            return tuple(users[i] for i in self.sorted_user_indexes(*sort))
         blobs = self._list_blobs.get(key)
         if blobs is None and key in self._members:
             # Built lazily and kept: most filtered lists are never requested.
@@ -230,6 +254,59 @@ class Workspace:
             blobs = tuple(coll[i] if i >= 0 else leads[~i] for i in self._members[key])
             self._list_blobs[key] = blobs
         return blobs
+
+    @property
+    def users_blobs(self) -> tuple[bytes, ...]:
+        """`users` serialised, in the same (creation) order."""
+        return self._collections["users"].blobs
+
+    def sorted_user_indexes(self, field: str, order: str) -> tuple[int, ...]:
+        """Indexes of `users` sorted by ``field`` in ``order`` (see `list_blobs`)."""
+        if field not in SORT_FIELDS or order not in ("asc", "desc"):
+            raise ValueError(f"cannot sort users by {field!r} {order!r}")
+        cached = self._sorted.get((field, order))
+        if cached is None:
+            users = self.users
+            ranked = sorted(range(len(users)), key=lambda i: (users[i][field], i))
+            cached = tuple(ranked if order == "asc" else reversed(ranked))
+            self._sorted[(field, order)] = cached
+        return cached
+
+    def touch(self, ids: Sequence[str], *, at: int) -> list[Json]:
+        """Update the users whose ``id`` is in ``ids``: ``updated_at`` becomes ``at``.
+
+        Simulates activity during a fetch: in a list sorted by ``updated_at``
+        descending a touched user moves to the front (``at`` is the server's
+        now), so the users it passes move one place on, as in the real API.
+        Lists in creation order (unsorted requests, tags, segments, companies)
+        keep their order; their copies of the user change.
+
+        Returns:
+            The touched users, as they are now.
+
+        Raises:
+            KeyError: An id names no user.
+        """
+        if not self._user_index or len(self._user_index) != len(self.users):
+            self._user_index = {str(u["id"]): i for i, u in enumerate(self.users)}
+        indexes = [self._user_index[str(i)] for i in ids]
+        coll = self._collections["users"]
+        items, blobs = list(coll.items), list(coll.blobs)
+        for i in indexes:
+            # A new dict, so a record someone already holds does not change under them.
+            items[i] = {**items[i], "updated_at": at}
+            blobs[i] = orjson.dumps(items[i])
+        self._collections["users"] = _Collection(items=tuple(items), blobs=tuple(blobs))
+        self.users = self._collections["users"].items
+        self._changed_users()
+        return [items[i] for i in indexes]
+
+    def _changed_users(self) -> None:
+        """Forget what was built from the users: sorted orders and joined lists."""
+        self._sorted.clear()
+        # Rebuilt from _members on the next list_blobs(key).
+        for key in [k for k in self._list_blobs if k.collection == "users"]:
+            del self._list_blobs[key]
 
     def items(self, key: ListKey) -> list[Json]:
         """Return the parsed items of the list ``key`` in API order.
@@ -298,8 +375,7 @@ class Workspace:
         self.users = self._collections["users"].items
         for key in (ListKey("users"), ListKey("users", "tag_id", self.largest_tag_id)):
             self._members[key] = (index, *self._members[key])
-            # Rebuilt from _members on the next list_blobs(key).
-            self._list_blobs.pop(key, None)
+        self._changed_users()
         return user
 
     # -- generation -------------------------------------------------------------
@@ -537,6 +613,11 @@ class Workspace:
                 }
             )
 
+        # Whole seconds that all differ, so sort=updated_at has one order: a
+        # value drawn twice moves up a second (rare: 10,000 users over 5 years).
+        last = -1
+        for user in sorted(user_list, key=lambda u: (u["updated_at"], u["created_at"])):
+            last = user["updated_at"] = max(user["updated_at"], last + 1)
         ws.users, ws.companies, ws.contacts = (
             tuple(user_list),
             tuple(companies),
