@@ -60,9 +60,8 @@ ADMIN = "asyncfetch_admin"
 BINARIES = ("initdb", "pg_ctl", "postgres")
 DEBIAN_BINDIRS = "/usr/lib/postgresql/*/bin"
 START_TIMEOUT = 30  # seconds pg_ctl waits for the server to accept connections
-# Durability off: a test cluster lives for one run. Logged to the cluster's own log file.
-SETTINGS = (
-    "listen_addresses=",
+# Durability off: a test cluster lives for one run (``durable=True`` keeps the defaults).
+FAST_SETTINGS = (
     "fsync=off",
     "synchronous_commit=off",
     "full_page_writes=off",
@@ -136,8 +135,11 @@ def run_as_user() -> str | None:
 class Cluster:
     """One throwaway cluster in ``directory``; :meth:`start`, then :meth:`stop`."""
 
-    def __init__(self, directory: Path, *, bindir: Path, user: str | None) -> None:
+    def __init__(
+        self, directory: Path, *, bindir: Path, user: str | None, durable: bool = False
+    ) -> None:
         self.directory = directory
+        self.durable = durable
         self.bindir = bindir
         self.user = user
         self.data = directory / "data"
@@ -217,7 +219,8 @@ class Cluster:
             )
         finally:
             pwfile.unlink()
-        options = " ".join(f"-c {setting}" for setting in SETTINGS)
+        settings = ("listen_addresses=", *(() if self.durable else FAST_SETTINGS))
+        options = " ".join(f"-c {setting}" for setting in settings)
         options += f" -c unix_socket_directories={self.directory} -p {self.port}"
         self._started = True  # from here on, stop() tries pg_ctl stop
         self._run(
@@ -267,14 +270,15 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def throwaway_cluster() -> Iterator[Cluster]:
-    """A started cluster in a new temporary directory, stopped and removed after."""
+def throwaway_cluster(*, durable: bool = False) -> Iterator[Cluster]:
+    """A started cluster in a new temporary directory, stopped and removed after;
+    ``durable``: PostgreSQL's own defaults (fsync on: what a benchmark measures)."""
     bindir = find_bindir()
     user = run_as_user()
     # Short: a Unix socket's path is limited to about 100 bytes.
     base = "/tmp" if Path("/tmp").is_dir() else None
     directory = Path(tempfile.mkdtemp(prefix="asyncfetch-pg-", dir=base))
-    cluster = Cluster(directory, bindir=bindir, user=user)
+    cluster = Cluster(directory, bindir=bindir, user=user, durable=durable)
     try:
         cluster.start()
         yield cluster
