@@ -25,7 +25,9 @@ def markdown(
         f"latency {plan.latency_reps}, rate {plan.rate_reps}, CPU {plan.cpu_reps}, "
         f"memory {plan.memory_reps}, slow consumer {plan.slow_reps}, sink {plan.sink_reps}"
     )
-    command = "python benchmarks/run.py" + (" --quick" if plan.name == "quick" else "")
+    command = info.get("command") or (
+        "python benchmarks/run.py" + (" --quick" if plan.name == "quick" else "")
+    )
     out = [
         f"# asyncfetch benchmarks ({plan.name} run)",
         "",
