@@ -12,12 +12,14 @@ continues; and no partial file, a page is in the database or not.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import time
 from dataclasses import dataclass
 
 import anyio
+import click
 
-from .. import SINK_KINDS, IntercomClient, Sink, SinkError, write_pages
+from .. import SINK_KINDS, IntercomClient, PageLimitError, Sink, SinkError, write_pages
 from ._export import ExportSummary
 from ._progress import ProgressBoard
 from ._sync import ListSpec, Target
@@ -60,11 +62,26 @@ async def sync_to_db(
     *,
     per_page: int,
     base_url: str,
+    incremental_margin: float | None = None,
+    restart: bool = False,
 ) -> None:
-    """Every list of ``targets`` into ``sink``, side by side."""
+    """Every list of ``targets`` into ``sink``, side by side. With
+    ``incremental_margin`` (all users only), only the users updated since the
+    list's bookmark less that many seconds, if it has one. ``restart``: an
+    unfinished run of a list is started afresh, not continued."""
     async with anyio.create_task_group() as group:
         for target in targets:
-            group.start_soon(_sync_one, client, sink, target, board, per_page, base_url)
+            group.start_soon(
+                _sync_one,
+                client,
+                sink,
+                target,
+                board,
+                per_page,
+                base_url,
+                incremental_margin,
+                restart,
+            )
 
 
 async def _sync_one(
@@ -74,18 +91,38 @@ async def _sync_one(
     board: ProgressBoard,
     per_page: int,
     base_url: str,
+    incremental_margin: float | None,
+    restart: bool,
 ) -> None:
     where = db_list_of(target.spec)
+    since = None
+    if incremental_margin is not None:
+        bookmark = await sink.bookmark(where.name)
+        if bookmark is None:
+            click.echo(
+                f"asyncfetch: {target.spec.name}: no complete run yet to start from: a full pass",
+                err=True,
+            )
+        else:
+            since = bookmark - dt.timedelta(seconds=incremental_margin)
     run = await sink.begin_run(
         list_name=where.name,
         kind=where.kind,
         per_page=per_page,
         base_url=base_url,
         whole=where.whole,
+        incremental=since is not None,
+        restart=restart,
     )
     pages_before, items_before = run.pages, run.items
     started = time.perf_counter()
-    listing = target.spec.make(client)
+    if since is not None:
+        # Updates move records between pages: an incremental run starts at page 1.
+        listing = client.users(updated_since=since)
+        first_page = 1
+    else:
+        listing = target.spec.make(client)
+        first_page = run.next_page
     on_page = board.track(target.spec.name, done_pages=run.pages)
 
     def requests() -> int:
@@ -96,10 +133,18 @@ async def _sync_one(
             await write_pages(
                 sink,
                 run,
-                listing.pages(start=run.next_page),
+                listing.pages(start=first_page),
                 requests=requests,
                 on_written=on_page,
             )
+    except PageLimitError as exc:
+        if run.resumed:
+            # Stopped after the list switched to the scroll: its pages are no
+            # longer numbered ones to continue from.
+            exc.message += "; the run continued a stopped one: --restart starts it afresh"
+        with anyio.CancelScope(shield=True), contextlib.suppress(SinkError):
+            await sink.finish_run(run, complete=False, requests=requests())
+        raise
     except BaseException:
         # The run failed or was stopped: its membership is left as it was, its
         # progress kept for the rerun. (A broken database may refuse this too.)

@@ -176,6 +176,10 @@ class FetchPlan:
     quiet: bool
     db: str | None = None
     """``--db``: the database URL (it may hold a password: never shown), or ``None``."""
+    db_restart: bool = False
+    """``--db --restart``: an unfinished run of a list starts afresh, not continued."""
+    incremental_margin: float | None = None
+    """``--incremental``: the margin in seconds before the bookmark; ``None``: a full pass."""
 
     @property
     def outputs(self) -> list[str]:
@@ -236,6 +240,7 @@ def plan_fetch(
     verbose: int,
     quiet: bool,
     db_url: str | None = None,
+    incremental_margin: float | None = None,
 ) -> FetchPlan:
     """Check a fetching command's options and decide its files, touching none:
     ``LineUsageError`` (exit 2) for anything a user can get wrong in them."""
@@ -271,7 +276,6 @@ def plan_fetch(
                 name
                 for name, given in (
                     ("--resume", resume),
-                    ("--restart", restart),
                     ("--restart-on-change", restart_on_change),
                     ("--fields", bool(fields)),
                 )
@@ -317,6 +321,8 @@ def plan_fetch(
         verbose=verbose,
         quiet=quiet,
         db=db_url,
+        db_restart=restart,
+        incremental_margin=incremental_margin,
     )
 
 
@@ -511,6 +517,8 @@ async def _fetch_db(plan: FetchPlan, targets: list[Target], show_progress: bool)
                 board,
                 per_page=int(plan.extra["per_page"]),
                 base_url=str(plan.extra["base_url"]),
+                incremental_margin=plan.incremental_margin,
+                restart=plan.db_restart,
             )
     return asyncio.get_running_loop().time() - started
 

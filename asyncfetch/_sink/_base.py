@@ -154,7 +154,8 @@ class SinkRun:
     ``next_page`` is where the fetch starts (1 for a new run, the page after
     the last one written for a continued one); ``items``, ``pages`` and
     ``requests`` count what the run has written so far, over every process
-    that worked on it. ``started`` is the run's start (the bookmark once it
+    that worked on it. An ``incremental`` run writes records only: it leaves
+    the list's membership and deletions alone. ``started`` is the run's start (the bookmark once it
     completes); ``bookmark`` the start of the list's last complete run
     (``None`` if none), for an incremental run.
     """
@@ -170,6 +171,7 @@ class SinkRun:
     requests: int = 0
     resumed: bool = False
     bookmark: dt.datetime | None = None
+    incremental: bool = False
     _requests_before: int = field(default=0, repr=False)
 
 
@@ -196,12 +198,12 @@ def _as_datetime(value: object) -> dt.datetime | None:
     return None
 
 
-def fingerprint(*, list_name: str, per_page: int, base_url: str) -> str:
+def fingerprint(*, list_name: str, per_page: int, base_url: str, incremental: bool = False) -> str:
     """What identifies a run's request: a run for another is not continued."""
-    return orjson.dumps(
-        {"list": list_name, "per_page": per_page, "base_url": base_url},
-        option=orjson.OPT_SORT_KEYS,
-    ).decode()
+    request: dict[str, object] = {"list": list_name, "per_page": per_page, "base_url": base_url}
+    if incremental:
+        request["incremental"] = True
+    return orjson.dumps(request, option=orjson.OPT_SORT_KEYS).decode()
 
 
 class Sink(abc.ABC):
@@ -285,25 +287,49 @@ class Sink(abc.ABC):
     ) -> None:
         await self.aclose()
 
+    async def bookmark(self, list_name: str) -> dt.datetime | None:
+        """The start of ``list_name``'s last complete run (``None``: none yet):
+        an incremental run asks for the records updated since (less a margin)."""
+        self._check_open()
+        rows = await self._query(sql.LAST_BOOKMARK, (list_name,))
+        return _as_datetime(rows[0][0]) if rows else None
+
     async def begin_run(
-        self, *, list_name: str, kind: str, per_page: int, base_url: str, whole: bool
+        self,
+        *,
+        list_name: str,
+        kind: str,
+        per_page: int,
+        base_url: str,
+        whole: bool,
+        incremental: bool = False,
+        restart: bool = False,
     ) -> SinkRun:
         """Start a run of ``list_name`` (its records go to table ``kind``), or
         continue its last run if that did not complete and asked for the same
         pages (same ``per_page`` and ``base_url``). ``whole`` says the list is a
         whole collection: a complete pass marks the records it did not see as
-        deleted."""
+        deleted. An ``incremental`` run (only the records updated since the
+        bookmark) writes records only: its end swaps no membership and marks
+        no deletions, and it is continued from its first page (updates move
+        records between pages), its start kept as the bookmark to be.
+        ``restart`` never continues: an unfinished run is abandoned (its
+        staged members dropped; the records it wrote stay) and a new one
+        starts at page 1."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
         self._check_open()
-        print_ = fingerprint(list_name=list_name, per_page=per_page, base_url=base_url)
+        whole = whole and not incremental
+        print_ = fingerprint(
+            list_name=list_name, per_page=per_page, base_url=base_url, incremental=incremental
+        )
         bookmark_rows = await self._query(sql.LAST_BOOKMARK, (list_name,))
         bookmark = _as_datetime(bookmark_rows[0][0]) if bookmark_rows else None
         last = await self._query(sql.LAST_RUN, (list_name,))
         now = _now()
         if last:
             run_id, found, status, next_page, items, pages, requests, started = last[0]
-            if status in ("running", "failed") and found == print_:
+            if status in ("running", "failed") and found == print_ and not restart:
                 await self._transaction([Step(sql.CONTINUE_RUN, (run_id,))])
                 return SinkRun(
                     id=int(run_id),
@@ -317,6 +343,7 @@ class Sink(abc.ABC):
                     requests=int(requests),
                     resumed=True,
                     bookmark=bookmark,
+                    incremental=incremental,
                     _requests_before=int(requests),
                 )
             steps = []
@@ -333,6 +360,7 @@ class Sink(abc.ABC):
             whole=whole,
             started=now,
             bookmark=bookmark,
+            incremental=incremental,
         )
 
     async def write_page(
@@ -415,13 +443,14 @@ class Sink(abc.ABC):
         now = _now()
         total_requests = run._requests_before + requests
         steps = []
-        if complete:
+        if complete and not run.incremental:
             steps += [
                 Step(sql.MEMBERS_DROP, (run.list,)),
                 Step(sql.MEMBERS_SWAP, (run.list, run.id)),
             ]
             if run.whole:
                 steps.append(Step(sql.MARK_DELETED.replace("{table}", run.kind), (now, run.id)))
+        if complete:
             steps.append(Step(sql.DROP_STAGING, (run.id,)))
         status = "complete" if complete else "failed"
         steps.append(Step(sql.FINISH, (run.id, status, now, total_requests)))
