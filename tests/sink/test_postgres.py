@@ -210,3 +210,31 @@ async def test_data_is_jsonb_and_timestamps_are_timestamptz(
             "FROM users"
         )
     assert rows == [("jsonb", "timestamp with time zone", str(2**62), "a@b.c", 1700000000)]
+
+
+async def test_a_page_is_one_statement_that_takes_repeated_ids_and_both_tables(
+    postgres_database_url: PostgresUrl,
+) -> None:
+    """PostgreSQL writes a page in one statement (arrays unnested on the server): an
+    id twice in a page is taken once, the later copy winning at the same
+    ``updated_at``, and a page holding users and leads fills both tables."""
+    async with open_sink(postgres_database_url) as sink:
+        run = await sink.begin_run(
+            list_name="users?tag_id=1", kind="users", per_page=4, base_url="http://x", whole=False
+        )
+        page = [
+            {"id": "u1", "type": "user", "name": "first copy", "updated_at": 10},
+            {"id": "l1", "type": "contact", "name": "lead", "updated_at": 10},
+            {"id": "u1", "type": "user", "name": "second copy", "updated_at": 10},
+            {"id": "u2", "type": "user", "name": "other", "updated_at": 10},
+        ]
+        await sink.write_page(run, 1, page, requests=1)
+        await sink.finish_run(run, complete=True, requests=1)
+        assert await sink._query("SELECT id, name FROM users ORDER BY id") == [
+            ("u1", "second copy"),
+            ("u2", "other"),
+        ]
+        assert await sink._query("SELECT id, name FROM contacts") == [("l1", "lead")]
+        members = await sink._query("SELECT position, id FROM list_members ORDER BY position")
+        assert members == [(1, "u1"), (2, "l1"), (3, "u1"), (4, "u2")]
+        assert await sink._query("SELECT next_page, items, pages FROM sync_runs") == [(2, 4, 1)]
