@@ -66,6 +66,9 @@ FAST_SETTINGS = (
     "synchronous_commit=off",
     "full_page_writes=off",
     "max_connections=50",
+    # An autovacuum worker (the superuser's) in a test's database would keep the role
+    # from dropping it (DROP DATABASE ... WITH (FORCE) may end only its own sessions).
+    "autovacuum=off",
     "shared_buffers=16MB",
 )
 
