@@ -70,8 +70,10 @@ def _redacted(url: str) -> str:
     except (ValueError, TypeError):
         return "<database URL>"
     if parsed.password is not None:
-        return str(parsed.with_password("***"))
-    return url
+        parsed = parsed.with_password("***")
+    if "password" in parsed.query:  # libpq's ?password=
+        parsed = parsed.update_query(password="***")
+    return str(parsed) if parsed != URL(url) else url
 
 
 def parse_sink_url(url: str) -> SinkURL:

@@ -116,6 +116,7 @@ CREATE TABLE IF NOT EXISTS sync_staging (
     id TEXT NOT NULL,
     PRIMARY KEY (run, position)
 );
+CREATE INDEX IF NOT EXISTS sync_staging_page ON sync_staging (run, page);
 """
 )
 

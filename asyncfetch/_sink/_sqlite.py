@@ -10,6 +10,7 @@ WAL mode: readers (a query while a sync runs) do not block the writer.
 ``synchronous=NORMAL`` keeps a committed page through ``kill -9`` (WAL is
 synced at checkpoints; an OS crash may lose the last pages, which the rerun
 fetches again: progress and records are in the same transaction).
+Checkpoints come every ``_CHECKPOINT_PAGES`` WAL pages and on close.
 
 The writer lock is an exclusive ``flock`` on ``<file>.lock`` beside the
 database, held for as long as the sink is open; a second asyncfetch run
@@ -25,6 +26,7 @@ import fcntl
 import os
 import re
 import sqlite3
+import stat
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -40,6 +42,12 @@ __all__ = ["SQLiteSink", "sqlite_timestamp"]
 T = TypeVar("T")
 
 _PARAM = re.compile(r"\$(\d+)")
+
+# WAL pages (4 KiB) before SQLite copies them into the file, with an fsync:
+# 16 MiB rather than its default 4 MiB, a checkpoint per ~4,000 records
+# rather than ~1,000 (measured: the commits of a 10,000-user sync took half
+# the writer's time at the default). The rest is checkpointed on close.
+_CHECKPOINT_PAGES = 4000
 
 
 def sqlite_timestamp(value: dt.datetime) -> str:
@@ -97,9 +105,18 @@ class SQLiteSink(Sink):
             raise SinkLockedError(
                 f"{where}: another asyncfetch run is writing this database"
             ) from None
-        if self.path.exists() and not os.access(self.path, os.R_OK | os.W_OK):
+        try:
+            mode = os.stat(self.path).st_mode
+        except OSError:
+            mode = None  # made below, or refused by sqlite3 in its own words
+        # A file nobody may write is read-only for this run too (root included:
+        # its owner said so); one this user may not read or write is refused.
+        if mode is not None and stat.S_ISREG(mode) and not mode & 0o222:
             self._unlock()
-            raise SinkOpenError(f"{where}: the file is not readable and writable")
+            raise SinkOpenError(f"{where}: cannot write: the file is read-only")
+        if mode is not None and not os.access(self.path, os.R_OK | os.W_OK):
+            self._unlock()
+            raise SinkOpenError(f"{where}: cannot open: the file is not readable and writable")
         try:
             db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=10
@@ -111,6 +128,7 @@ class SQLiteSink(Sink):
         try:
             db.execute("PRAGMA journal_mode=WAL")  # reads the file: not a database fails
             db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
             # Can it be written at all? (A read-only file or folder says so here.)
             doing = "write"
             db.execute("BEGIN IMMEDIATE")
@@ -133,6 +151,9 @@ class SQLiteSink(Sink):
         db, self._db = self._db, None
         try:
             if db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    # What the WAL holds goes into the file; the WAL is emptied.
+                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 with contextlib.suppress(sqlite3.Error):
                     db.close()
         finally:

@@ -1150,6 +1150,17 @@ class ServerThread:
         """The server's configuration."""
         return self.server.config
 
+    def touch(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """`IntercomServer.touch`, run on the server's own loop (from any thread)."""
+        loop = self._loop
+        if loop is None or self._thread is None:
+            raise RuntimeError("ServerThread is not started")
+
+        async def touch() -> list[dict[str, Any]]:
+            return self.server.touch(ids)
+
+        return asyncio.run_coroutine_threadsafe(touch(), loop).result(timeout=30)
+
     def start(self, timeout: float = 30.0) -> None:
         """Start the thread and wait until the server listens (or raise its error)."""
         if self._thread is not None:

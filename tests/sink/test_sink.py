@@ -273,6 +273,7 @@ async def test_a_newer_schema_is_refused_and_left_alone(sink_url: str) -> None:
         ("/abs/x.sqlite3", "sqlite", "/abs/x.sqlite3"),
         ("postgresql://u:pw@host/db", "postgresql", None),
         ("postgres://host/db", "postgresql", None),
+        ("postgresql://u@host/db?password=pw&sslmode=require", "postgresql", None),
     ],
 )
 async def test_the_url_picks_the_backend(url: str, scheme: str, path: str | None) -> None:
