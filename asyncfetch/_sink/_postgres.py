@@ -119,7 +119,9 @@ class PostgresSink(Sink):
         self._connection: Any = None  # asyncpg.Connection (asyncpg is untyped)
         self._calls = anyio.Lock()  # one statement at a time on the connection
         try:
-            self._password = URL(url.url).password or ""
+            parsed = URL(url.url)
+            # In the URL's user part, or libpq's ?password=.
+            self._password = parsed.password or parsed.query.get("password") or ""
         except (ValueError, TypeError):
             self._password = ""
 

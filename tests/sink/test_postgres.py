@@ -88,6 +88,19 @@ async def test_a_wrong_password_is_refused_in_one_line(postgres_url: PostgresUrl
     assert "password authentication failed" in str(error)
 
 
+async def test_a_wrong_password_given_as_a_parameter_is_not_shown(
+    postgres_url: PostgresUrl,
+) -> None:
+    parts = urlsplit(postgres_url)
+    netloc = f"{parts.username}@{parts.netloc.rpartition('@')[2]}"
+    query = parts.query + "&password=wrong-query-password"
+    error = await open_error(urlunsplit(parts._replace(netloc=netloc, query=query)))
+    assert isinstance(error, SinkOpenError)
+    assert "\n" not in str(error)
+    assert "wrong-query-password" not in str(error)
+    assert "password authentication failed" in str(error)
+
+
 async def test_an_unknown_database_is_one_line(postgres_url: PostgresUrl) -> None:
     error = await open_error(with_database(postgres_url, "no_such_database"))
     assert isinstance(error, SinkOpenError)
