@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test check bench bench-quick serve clean
+.PHONY: demo test check bench bench-quick serve clean postgresql
 
 # The stamp files re-run the install when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -12,9 +12,21 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[dev,examples]'
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed | postgresql
+	$(BIN)/python -m pip install --quiet -e '.[dev,examples,postgres]'
 	touch $@
+
+# PostgreSQL's initdb, pg_ctl and postgres for the test run's throwaway server
+# (tests/postgres_server.py), from Debian's postgresql package: installed with
+# apt-get (through sudo unless root) only when no /usr/lib/postgresql/*/bin has them.
+postgresql:
+	@for bin in /usr/lib/postgresql/*/bin; do \
+	    [ -x "$$bin/initdb" ] && [ -x "$$bin/pg_ctl" ] && [ -x "$$bin/postgres" ] && exit 0; \
+	done; \
+	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	echo "installing Debian's postgresql package (the tests start a throwaway server)"; \
+	$$sudo apt-get update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
 
 demo: $(VENV)/.installed
 	$(BIN)/asyncfetch demo
@@ -30,8 +42,8 @@ check: $(VENV)/.installed-dev
 test: check
 	$(BIN)/python -m pytest
 
-$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed | postgresql
+	$(BIN)/python -m pip install --quiet -e '.[bench,postgres]'
 	touch $@
 
 # Every scenario against its baselines and limits; results in benchmarks/results/.

@@ -79,6 +79,8 @@ class Job:
     """Pages per list; a different count fails the run."""
     align_window: int | None = None
     """Start at the next boundary of the server's rate windows of this many seconds."""
+    sink: str | None = None
+    """The sink scenario: a ``.jsonl`` file to write, or a database URL (``--db``)."""
 
 
 @dataclass
@@ -183,6 +185,52 @@ async def run_asyncfetch_engine(job: Job, consumer: Consumer) -> None:
         await transport.close()
     consumer.counts.requests = transport.stats.requests
     consumer.counts.throttled = transport.stats.statuses[429]
+
+
+async def run_sink(job: Job, consumer: Consumer) -> None:
+    """All users into ``job.sink`` as the CLI does it: a ``.jsonl`` file (one write per
+    page, like ``--out``), or a database through the sink (``--db``: ``open_sink``,
+    ``begin_run``, ``write_pages``, ``finish_run``, as ``_cli/_db.py`` runs them)."""
+    assert job.concurrency is not None
+    assert job.sink is not None
+    counts = consumer.counts
+    client = asyncfetch.IntercomClient(
+        token=TOKEN, base_url=job.base_url, concurrency=job.concurrency, per_page=job.per_page
+    )
+    async with client:
+        if job.sink.endswith(".jsonl"):
+            # As the CLI's --out: a buffered file, one write per page, on the loop.
+            with open(job.sink, "wb") as out:  # noqa: ASYNC230
+                async with client.users(**job.params) as users:
+                    async for page in users.pages():
+                        counts.pages += 1
+                        counts.items += len(page.items)
+                        out.write(b"".join([orjson.dumps(i, option=_LINE) for i in page.items]))
+        else:
+
+            def written(page: asyncfetch.Page[Any]) -> None:
+                counts.pages += 1
+                counts.items += len(page.items)
+
+            def requests() -> int:
+                return client.stats.requests
+
+            async with asyncfetch.open_sink(job.sink) as sink:
+                run = await sink.begin_run(
+                    list_name="users",
+                    kind="users",
+                    per_page=job.per_page,
+                    base_url=job.base_url,
+                    whole=True,
+                )
+                async with client.users(**job.params) as users:
+                    await asyncfetch.write_pages(
+                        sink, run, users.pages(start=run.next_page), requests=requests,
+                        on_written=written,
+                    )  # fmt: skip
+                await sink.finish_run(run, complete=True, requests=requests())
+        counts.requests = client.stats.requests
+        counts.throttled = client.stats.statuses[429]
 
 
 # -- aiohttp baselines ----------------------------------------------------------------
@@ -309,6 +357,7 @@ ASYNC_CLIENTS: dict[str, Callable[[Job, Consumer], Awaitable[None]]] = {
     "bare": run_bare,
     "gather": run_gather,
     "aiometer": run_aiometer,
+    "sink": run_sink,
 }
 SYNC_CLIENTS: dict[str, Callable[[Job, Consumer], None]] = {
     "python-intercom": run_python_intercom,

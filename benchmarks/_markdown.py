@@ -23,9 +23,11 @@ def markdown(
 ) -> str:
     reps = (
         f"latency {plan.latency_reps}, rate {plan.rate_reps}, CPU {plan.cpu_reps}, "
-        f"memory {plan.memory_reps}, slow consumer {plan.slow_reps}"
+        f"memory {plan.memory_reps}, slow consumer {plan.slow_reps}, sink {plan.sink_reps}"
     )
-    command = "python benchmarks/run.py" + (" --quick" if plan.name == "quick" else "")
+    command = info.get("command") or (
+        "python benchmarks/run.py" + (" --quick" if plan.name == "quick" else "")
+    )
     out = [
         f"# asyncfetch benchmarks ({plan.name} run)",
         "",
@@ -60,6 +62,7 @@ def markdown(
     out += _cpu_md(summary["cpu"])
     out += _memory_md(summary["memory"])
     out += _slow_md(summary["slow_consumer"])
+    out += _sink_md(summary.get("sink", {}))
     return "\n".join(out) + "\n"
 
 
@@ -258,4 +261,43 @@ def _slow_md(slow: dict[str, Any]) -> list[str]:
     out += _table(
         ["client", "max pages ahead", "max in flight", "pages", "peak RSS MiB", "seconds"], rows
     )
+    return out
+
+
+def _sink_md(sink: dict[str, Any]) -> list[str]:
+    if not sink:
+        return []
+    users = sink["pages"] * sink["per_page"]
+    out = [
+        "",
+        f"## Sink: {users:,} users into a file and into databases",
+        "",
+        f"All users ({sink['pages']} pages of {sink['per_page']}, {sink['latency_ms']:g} ms "
+        f"per request, concurrency {sink['concurrency']}; the formula limit is "
+        f"{sink['limit_seconds']:.2f} s) written as the CLI writes them: JSON Lines to a "
+        "file (`--out`), or through the sink (`--db`) into a new SQLite file or a new "
+        "PostgreSQL database (a throwaway server on a Unix socket, fsync on) each run. "
+        "Throughput ÷ JSON Lines: the ratio of the medians and, in brackets, the median "
+        "of each repetition's ratio.",
+        "",
+    ]
+    rows = [
+        [
+            backend,
+            f"{fmt(b['vs_jsonl'])} ({fmt(b['vs_jsonl_paired'])})",
+            fmt(b["items_per_second"], 0),
+            secs(b["seconds"]),
+            fmt(b["cpu_seconds"], 3),
+            f"{b['runs']} ({b['failures']} failed)",
+        ]
+        for backend, b in sink["backends"].items()
+    ]
+    out += _table(
+        ["into", "throughput ÷ JSON Lines (paired)", "users/s", "seconds", "client CPU s",
+         "runs"],
+        rows,
+    )  # fmt: skip
+    errors = [e for b in sink["backends"].values() for e in b["errors"]]
+    if errors:
+        out += ["", "Failures: " + "; ".join(f"`{e}`" for e in errors[:3])]
     return out

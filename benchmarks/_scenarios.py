@@ -1,4 +1,4 @@
-"""The five scenarios: which servers they need, which client runs they make.
+"""The six scenarios: which servers they need, which client runs they make.
 
 Every measurement is one client run in a fresh worker process
 (``_worker.py``) against a server in a process of its own (``_serve.py``).
@@ -14,12 +14,15 @@ measure the budget, not the client.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import multiprocessing
 import os
 import random
+import shutil
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterable, Iterator
@@ -52,6 +55,11 @@ CPU_LIST_PAGES = 200
 CONCURRENCY = 16
 """asyncfetch's default; the concurrency of every scenario but the latency-bound one."""
 
+SINK_BACKENDS = ("jsonl", "sqlite", "postgresql")
+"""The sink scenario's runs: JSON Lines (the reference), then each database of ``--db``."""
+SINK_TARGET = 0.8
+"""Each database's throughput, at least this share of the JSON Lines run's."""
+
 MEMORY_PER_PAGE = 1
 ITEM_DELAY = 0.001
 """Seconds the slow consumer takes per item."""
@@ -80,6 +88,9 @@ class Plan:
     python_intercom_largest_once: bool = False
     """Whether python-intercom also runs the largest memory size, in the first repetition
     only (sequential, 1.5 ms a page: 50,000 pages take over a minute a run)."""
+    sink_pages: int = 200
+    """The sink scenario: all users, this many pages of 50, into each backend."""
+    sink_reps: int = 5
 
 
 FULL = Plan(
@@ -98,6 +109,8 @@ FULL = Plan(
     slow_per_page=20,
     slow_reps=3,
     python_intercom_largest_once=True,
+    sink_pages=200,
+    sink_reps=5,
 )
 QUICK = Plan(
     name="quick",
@@ -114,6 +127,8 @@ QUICK = Plan(
     slow_pages=40,
     slow_per_page=10,
     slow_reps=1,
+    sink_pages=20,
+    sink_reps=1,
 )
 
 
@@ -137,6 +152,10 @@ def server_specs(plan: Plan, scenarios: Iterable[str] | None = None) -> dict[str
             latency_ms=LATENCY_MS,
             rate_limit=NO_LIMIT,
             log_requests=True,
+        ),
+        # All users: sink_pages pages of 50.
+        "sink": ServerSpec(
+            users=PER_PAGE * plan.sink_pages, latency_ms=LATENCY_MS, rate_limit=NO_LIMIT
         ),
     }
     for pages in plan.memory_sizes:
@@ -363,10 +382,59 @@ def ahead_and_in_flight(
     }
 
 
+def run_sink(plan: Plan, urls: dict[str, str], runner: Runner) -> None:
+    """All users (sink_pages pages of 50, 50 ms per request, concurrency 16) into a
+    JSON Lines file, a SQLite database and a PostgreSQL database, each run into a new
+    file or database. PostgreSQL is a throwaway server with its default durability
+    (fsync on), started here, unless ASYNCFETCH_TEST_POSTGRES_URL names one."""
+    folder = tempfile.mkdtemp(prefix="asyncfetch-bench-sink-")
+    try:
+        with _postgres() as (postgres_url, on_server, with_database):
+            for rep in range(plan.sink_reps):
+                for backend in _shuffled(list(SINK_BACKENDS), rep):
+                    database = f"bench_sink_{rep}"
+                    if backend == "jsonl":
+                        target = os.path.join(folder, f"users-{rep}.jsonl")
+                    elif backend == "sqlite":
+                        target = os.path.join(folder, f"sync-{rep}.db")
+                    else:
+                        on_server(postgres_url, f"CREATE DATABASE {database}")
+                        target = with_database(postgres_url, database)
+                    job = Job(
+                        client="sink",
+                        base_url=urls["sink"],
+                        per_page=PER_PAGE,
+                        concurrency=CONCURRENCY,
+                        expect_pages=plan.sink_pages,
+                        sink=target,
+                    )
+                    runner.measure("sink", backend, rep, job)
+                    if backend == "postgresql":
+                        on_server(postgres_url, f"DROP DATABASE {database} WITH (FORCE)")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _postgres() -> Iterator[tuple[str, Any, Any]]:
+    """A PostgreSQL server's URL, with the helpers to make and drop its databases: the
+    test suite's throwaway cluster (tests/postgres_cluster.py), made durable."""
+    sys.path.insert(0, str(BENCHMARKS.parent))
+    from tests.postgres_cluster import ENV, on_server, throwaway_cluster, with_database
+
+    given = os.environ.get(ENV)
+    if given:
+        yield given, on_server, with_database
+        return
+    with throwaway_cluster(durable=True) as cluster:
+        yield cluster.url, on_server, with_database
+
+
 SCENARIOS = {
     "latency": run_latency,
     "rate": run_rate,
     "cpu": run_cpu,
     "memory": run_memory,
     "slow-consumer": run_slow_consumer,
+    "sink": run_sink,
 }

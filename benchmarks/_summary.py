@@ -18,6 +18,8 @@ from _scenarios import (
     RATE_LIMIT,
     RATE_PER_PAGE,
     RATE_WINDOW,
+    SINK_BACKENDS,
+    SINK_TARGET,
     Plan,
 )
 
@@ -98,6 +100,7 @@ def summarise(plan: Plan, runs: list[Run]) -> dict[str, Any]:
         "cpu": _cpu([r for r in runs if r["scenario"] == "cpu"]),
         "memory": _memory(plan, [r for r in runs if r["scenario"] == "memory"]),
         "slow_consumer": _slow([r for r in runs if r["scenario"] == "slow-consumer"]),
+        "sink": _sink(plan, [r for r in runs if r["scenario"] == "sink"]),
     }
 
 
@@ -261,6 +264,45 @@ def _slow(runs: list[Run]) -> dict[str, Any]:
     }
 
 
+def _sink(plan: Plan, runs: list[Run]) -> dict[str, Any]:
+    """Each backend's throughput (items per second) against the JSON Lines run's: the
+    ratio of the medians, and the median of each repetition's ratio."""
+    if not runs:
+        return {}
+    throughput = {
+        backend: _median(r["items"] / r["seconds"] for r in _ok(runs, case=backend))
+        for backend in SINK_BACKENDS
+    }
+    by_rep: dict[int, dict[str, float]] = {}
+    for run in _ok(runs):
+        by_rep.setdefault(run["rep"], {})[run["case"]] = run["items"] / run["seconds"]
+    backends = {}
+    for backend in SINK_BACKENDS:
+        ok = _ok(runs, case=backend)
+        paired = [pair[backend] / pair["jsonl"] for pair in by_rep.values()
+                  if backend in pair and "jsonl" in pair]  # fmt: skip
+        backends[backend] = {
+            "items_per_second": throughput[backend],
+            "seconds": _median(r["seconds"] for r in ok),
+            "cpu_seconds": _median(r["cpu_seconds"] for r in ok),
+            "vs_jsonl": _ratio(throughput[backend], throughput["jsonl"]),
+            "vs_jsonl_by_rep": paired,
+            "vs_jsonl_paired": _median(paired),
+            "items": ok[0]["items"] if ok else None,
+            "runs": len(ok),
+            "failures": _failures(runs, case=backend),
+            "errors": sorted({r["error"] for r in runs if r.get("error") and r["case"] == backend}),
+        }
+    return {
+        "pages": plan.sink_pages,
+        "per_page": PER_PAGE,
+        "latency_ms": LATENCY_MS,
+        "concurrency": CONCURRENCY,
+        "limit_seconds": latency_limit(plan.sink_pages, CONCURRENCY),
+        "backends": backends,
+    }
+
+
 def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets, each with the measured figure and whether it is met."""
     found: list[dict[str, Any]] = []
@@ -328,5 +370,21 @@ def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
             f"(of {asyncfetch['pages']} pages)",
             asyncfetch["max_ahead"] <= slow["window"]
             and asyncfetch["max_in_flight"] <= slow["concurrency"],
+        )
+    sink = summary.get("sink", {})
+    names = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+    for backend, name in names.items():
+        figures = sink.get("backends", {}).get(backend)
+        if not figures:
+            continue
+        ratio, paired = figures["vs_jsonl"], figures["vs_jsonl_paired"]
+        add(
+            f"sink: {sink['pages'] * sink['per_page']:,} users into {name} at ≥ "
+            f"{SINK_TARGET} of the JSON Lines run's throughput",
+            f"{fmt(ratio)} (paired: {fmt(paired)}; {fmt(figures['items_per_second'], 0)} "
+            f"users/s, {figures['failures']} failed runs)",
+            None
+            if ratio is None or paired is None
+            else min(ratio, paired) >= SINK_TARGET and not figures["failures"],
         )
     return found

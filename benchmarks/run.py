@@ -3,6 +3,7 @@
     python benchmarks/run.py            # the full run (~15 minutes), into benchmarks/results/
     python benchmarks/run.py --quick    # under a minute, into benchmarks/results/quick/
     python benchmarks/run.py --only latency cpu --out /tmp/bench
+    python benchmarks/run.py --only sink --out benchmarks/results/sink
     python benchmarks/run.py --report-only    # rebuild results.md and plots from results.json
 
 Starts the bundled server in processes of its own (one per scenario, see
@@ -26,6 +27,11 @@ The scenarios (``_scenarios.py``):
   50,000 pages;
 - slow consumer: 1 ms per item; pages requested ahead of the consumer and
   requests in flight.
+- sink: all 10,000 users (200 pages of 50, 50 ms, concurrency 16) into a JSON
+  Lines file, a SQLite database and a PostgreSQL database (a throwaway server
+  with fsync on, started from tests/postgres_cluster.py unless
+  ASYNCFETCH_TEST_POSTGRES_URL names one), each database's throughput against
+  the JSON Lines run's.
 
 How the memory scenario lists 50,000 pages. Intercom stops page-numbered
 listing at 10,000 records, and so do the bundled server (``page_cap_records``)
@@ -93,6 +99,7 @@ def main() -> None:
         return
     scenarios = args.only or list(SCENARIOS)
     info = machine()
+    info["command"] = " ".join(["python benchmarks/run.py", *sys.argv[1:]])
     info["load_average_start"] = _load()
     started = time.monotonic()
     runner = Runner()

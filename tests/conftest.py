@@ -80,3 +80,11 @@ async def make_server() -> AsyncIterator[Callable[..., Awaitable[IntercomServer]
     finally:
         for each in reversed(started):
             await each.stop()
+
+
+# --- PostgreSQL server fixtures (issue 11): tests/postgres_server.py ---
+from .postgres_server import (  # noqa: E402, F401
+    postgres_database_url,
+    postgres_url,
+    pytest_assertrepr_compare,
+)

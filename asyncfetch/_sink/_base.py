@@ -41,7 +41,7 @@ from yarl import URL
 
 from .._exceptions import SchemaVersionError, SinkError, SinkURLError, SinkWriteError
 from . import _schema as sql
-from ._schema import KINDS, SCHEMA_VERSION, Dialect, row_of, schema_statements
+from ._schema import KINDS, SCHEMA_VERSION, Dialect, Row, row_of, schema_statements
 
 __all__ = ["SQLITE_SUFFIXES", "Sink", "SinkRun", "SinkURL", "Step", "open_sink", "parse_sink_url"]
 
@@ -395,6 +395,32 @@ class Sink(abc.ABC):
         first = run.items + 1
         items = run.items + len(rows)
         total_requests = run._requests_before + requests
+        await self._transaction(
+            self._page_steps(
+                run, page, rows, tables, now=now, first=first, items=items, requests=total_requests
+            )
+        )
+        run.next_page = page + 1
+        run.items = items
+        run.pages += 1
+        run.requests = total_requests
+
+    def _page_steps(
+        self,
+        run: SinkRun,
+        page: int,
+        rows: Sequence[Row],
+        tables: Mapping[str, Sequence[tuple[Any, ...]]],
+        *,
+        now: dt.datetime,
+        first: int,
+        items: int,
+        requests: int,
+    ) -> list[Step]:
+        """The statements of ``write_page``'s one transaction: each table's rows
+        upserted (``tables``: the rows of each, ``now`` appended), the page's ids
+        staged in order from position ``first``, the rows marked seen, the run's
+        progress. A backend may write the same in fewer round trips."""
         steps = [
             Step(sql.UPSERT.replace("{table}", table), upserts, many=True)
             for table, upserts in tables.items()
@@ -407,12 +433,8 @@ class Sink(abc.ABC):
             )
         )
         steps += [Step(sql.SEEN.replace("{table}", table), (now, run.id, page)) for table in tables]
-        steps.append(Step(sql.PROGRESS, (run.id, page + 1, items, run.pages + 1, total_requests)))
-        await self._transaction(steps)
-        run.next_page = page + 1
-        run.items = items
-        run.pages += 1
-        run.requests = total_requests
+        steps.append(Step(sql.PROGRESS, (run.id, page + 1, items, run.pages + 1, requests)))
+        return steps
 
     async def finish_run(self, run: SinkRun, *, complete: bool, requests: int) -> None:
         """End ``run``: ``complete`` swaps the list's membership (and, for a

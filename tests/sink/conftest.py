@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 # One line per backend the sink tests run on.
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -19,4 +19,8 @@ def sink_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a fresh, empty database of one backend."""
     if request.param == "sqlite":
         return f"sqlite://{tmp_path / 'sync.db'}"  # sqlite:///tmp/...: absolute
+    if request.param == "postgresql":
+        # A new database on the test run's server (tests/postgres_server.py), dropped after.
+        url: str = request.getfixturevalue("postgres_database_url")
+        return url
     raise AssertionError(f"no database for backend {request.param!r}")

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from asyncfetch.testing import ServerConfig, ServerThread
@@ -47,7 +48,7 @@ def run(server: ServerThread, *args: str) -> subprocess.CompletedProcess[str]:
 def pages_written(url: str) -> int:
     try:
         rows = query(url, "SELECT pages FROM sync_runs ORDER BY id DESC LIMIT 1")
-    except sqlite3.OperationalError:  # not made yet
+    except (sqlite3.OperationalError, asyncpg.UndefinedTableError):  # not made yet
         return 0
     return int(rows[0][0]) if rows else 0
 
