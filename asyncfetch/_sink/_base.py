@@ -14,7 +14,8 @@ drift apart in what they promise:
   ``updated_at`` is not older than the stored one: a record never moves
   backwards), the page's ids into ``sync_staging`` for this run, and the next
   page to fetch. After ``kill -9`` a page is either all in, progress included,
-  or not at all.
+  or not at all. ``write_batch`` writes several pages so in ONE transaction
+  (one commit for the lot), the progress at the last of them.
 - ``finish_run`` with ``complete=True`` swaps the list's ``list_members`` for
   the run's staging in one transaction, and after a full pass of a whole
   collection (``whole=True``) marks ``deleted_at`` on the records not seen;
@@ -29,6 +30,7 @@ it before any request); a password in it never reaches a message.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -249,10 +251,14 @@ class Sink(abc.ABC):
         both SQLite's text and PostgreSQL's ``datetime``)."""
 
     @abc.abstractmethod
-    async def _transaction(self, steps: Sequence[Step]) -> list[list[tuple[Any, ...]]]:
+    async def _transaction(
+        self, steps: Sequence[Step], *, pages: bool = False
+    ) -> list[list[tuple[Any, ...]]]:
         """Run ``steps`` in ONE transaction: all or nothing. The rows each step
         returned. A failure rolls back and raises ``SinkWriteError``. Parameters
-        that are ``datetime`` are stored as the dialect's timestamps."""
+        that are ``datetime`` are stored as the dialect's timestamps. ``pages``
+        says the steps are pages with their progress (a backend may commit them
+        without waiting for the disk, as it does a single page's statement)."""
 
     # --- The interface. ---
 
@@ -380,18 +386,8 @@ class Sink(abc.ABC):
         A record without an id is a ``SinkWriteError`` (nothing of the page
         is written)."""
         self._check_open()
-        rows = []
-        tables: dict[str, list[tuple[Any, ...]]] = {}
         now = _now()
-        for record in records:
-            row = row_of(record)
-            if row is None:
-                raise SinkWriteError(
-                    f"{self.display}: page {page} of {run.list} holds a record without an id"
-                )
-            rows.append(row)
-            table = _TABLE_OF_TYPE.get(record.get("type"), run.kind)  # type: ignore[arg-type]
-            tables.setdefault(table, []).append((*row, now))
+        rows, tables = self._rows(run, page, records, now)
         first = run.items + 1
         items = run.items + len(rows)
         total_requests = run._requests_before + requests
@@ -404,6 +400,64 @@ class Sink(abc.ABC):
         run.items = items
         run.pages += 1
         run.requests = total_requests
+
+    async def write_batch(
+        self,
+        run: SinkRun,
+        pages: Sequence[tuple[int, Sequence[Mapping[str, Any]]]],
+        *,
+        requests: int,
+    ) -> None:
+        """Write several consecutive ``pages`` (number, records) of ``run`` in ONE
+        transaction, with the run's progress at the last of them: all of them
+        commit, progress included, or none does (a ``SinkWriteError``, the
+        database as it was). One commit for the lot instead of one per page; the
+        same rows as ``write_page`` page after page. ``requests`` counts this
+        process's requests so far."""
+        self._check_open()
+        if len(pages) == 1:
+            await self.write_page(run, pages[0][0], pages[0][1], requests=requests)
+            return
+        total_requests = run._requests_before + requests
+        # The run as it will be after each page: each page's steps (its progress
+        # included) are the ones write_page would send; the last progress wins.
+        after = dataclasses.replace(run)
+        steps: list[Step] = []
+        now = _now()
+        for page, records in pages:
+            rows, tables = self._rows(run, page, records, now)
+            items = after.items + len(rows)
+            steps += self._page_steps(
+                after,
+                page,
+                rows,
+                tables,
+                now=now,
+                first=after.items + 1,
+                items=items,
+                requests=total_requests,
+            )
+            after.next_page, after.items, after.pages = page + 1, items, after.pages + 1
+        await self._transaction(steps, pages=True)
+        run.next_page, run.items, run.pages = after.next_page, after.items, after.pages
+        run.requests = total_requests
+
+    def _rows(
+        self, run: SinkRun, page: int, records: Sequence[Mapping[str, Any]], now: dt.datetime
+    ) -> tuple[list[Row], dict[str, list[tuple[Any, ...]]]]:
+        """A page's rows, and each table's rows to upsert (``now`` appended)."""
+        rows = []
+        tables: dict[str, list[tuple[Any, ...]]] = {}
+        for record in records:
+            row = row_of(record)
+            if row is None:
+                raise SinkWriteError(
+                    f"{self.display}: page {page} of {run.list} holds a record without an id"
+                )
+            rows.append(row)
+            table = _TABLE_OF_TYPE.get(record.get("type"), run.kind)  # type: ignore[arg-type]
+            tables.setdefault(table, []).append((*row, now))
+        return rows, tables
 
     def _page_steps(
         self,

@@ -23,11 +23,13 @@ its connection close; readers are never locked out.
 
 Each page is one transaction, and one statement (``_page_steps``): the
 records, the run's staging and its progress commit together or not at all.
+Pages waiting together for the writer (``write_batch``) go as their
+statements in one transaction: one commit for the batch.
 A connection lost mid-page rolls that page back on the server; the rerun
 fetches it again.
 
 A page's commit does not wait for its WAL to be flushed to disk
-(``synchronous_commit = off`` for the session; the run's start, its end with
+(``synchronous_commit = off`` for the session, a batch of pages alike; the run's start, its end with
 the membership swap and the deletions keep PostgreSQL's default and wait).
 The same trade as the SQLite backend's ``synchronous=NORMAL``: a client
 killed with ``kill -9`` loses nothing committed (the server has it); a crash
@@ -237,7 +239,9 @@ class PostgresSink(Sink):
                 raise self._write_error(exc) from None
         return [tuple(row) for row in rows]
 
-    async def _transaction(self, steps: Sequence[Step]) -> list[list[tuple[Any, ...]]]:
+    async def _transaction(
+        self, steps: Sequence[Step], *, pages: bool = False
+    ) -> list[list[tuple[Any, ...]]]:
         async with self._calls:
             connection = self._open_connection()
             results: list[list[tuple[Any, ...]]] = []
@@ -247,7 +251,8 @@ class PostgresSink(Sink):
                     rows = await connection.fetch(steps[0].sql, *steps[0].args)
                     return [[tuple(row) for row in rows]]
                 async with connection.transaction():
-                    await connection.execute("SET LOCAL synchronous_commit = on")
+                    if not pages:  # a batch of pages commits as a single page does
+                        await connection.execute("SET LOCAL synchronous_commit = on")
                     for step in steps:
                         if step.many:
                             if step.args:

@@ -173,7 +173,9 @@ class SQLiteSink(Sink):
 
         return await self._call(work)
 
-    async def _transaction(self, steps: Sequence[Step]) -> list[list[tuple[Any, ...]]]:
+    async def _transaction(
+        self, steps: Sequence[Step], *, pages: bool = False
+    ) -> list[list[tuple[Any, ...]]]:
         def work() -> list[list[tuple[Any, ...]]]:
             db = self._connection()
             results: list[list[tuple[Any, ...]]] = []

@@ -243,6 +243,69 @@ async def test_a_page_that_cannot_be_written_leaves_the_database_as_it_was(
     assert progress == [(2, 2, 1)]
 
 
+async def refuse_id(sink: Sink, key: str) -> None:
+    """Make the database itself refuse to insert the user ``key`` (a trigger):
+    a failure inside the transaction, after the pages before it were sent."""
+    if sink.url.scheme == "sqlite":
+        steps = [
+            Step(
+                f"CREATE TRIGGER refuse BEFORE INSERT ON users WHEN NEW.id = '{key}' "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        ]
+    else:
+        steps = [
+            Step(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN "
+                f"IF NEW.id = '{key}' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; "
+                "END $f$"
+            ),
+            Step(
+                "CREATE TRIGGER refuse BEFORE INSERT ON users "
+                "FOR EACH ROW EXECUTE FUNCTION refuse()"
+            ),
+        ]
+    await sink._transaction(steps)
+
+
+async def test_a_batch_of_pages_commits_together_with_its_progress(sink_url: str) -> None:
+    async with open_sink(sink_url) as sink:
+        run = await sink.begin_run(
+            list_name="users", kind="users", per_page=2, base_url="b", whole=True
+        )
+        await sink.write_batch(run, [(1, [record("a", 1), record("b", 1)])], requests=1)
+        await refuse_id(sink, "d")
+        # The database refuses the batch's second page: its first is not committed either.
+        with pytest.raises(SinkWriteError, match="refused"):
+            await sink.write_batch(run, [(2, [record("c", 1)]), (3, [record("d", 1)])], requests=3)
+        assert query(sink_url, "SELECT id FROM users ORDER BY id") == [("a",), ("b",)]
+        assert query(sink_url, "SELECT next_page, items, pages FROM sync_runs") == [(2, 2, 1)]
+        assert (run.next_page, run.items, run.pages) == (2, 2, 1)
+        # A batch the database takes: every page, staged in order, the progress at its last.
+        await sink.write_batch(
+            run,
+            [(2, [record("c", 1)]), (3, [record("e", 1), record("a", 2)]), (4, [record("f", 1)])],
+            requests=4,
+        )
+        assert query(sink_url, "SELECT next_page, items, pages, requests FROM sync_runs") == [
+            (5, 6, 4, 4)
+        ]
+
+        # The writer: a refused batch is written again page by page, so the pages
+        # before the refused one land and its error is raised.
+        async def pages() -> Any:
+            yield Page(5, [record("g", 1)])
+            yield Page(6, [record("d", 1)])
+
+        with pytest.raises(SinkWriteError, match="refused"):
+            await write_pages(sink, run, pages(), requests=lambda: 6)
+        assert query(sink_url, "SELECT next_page, items, pages FROM sync_runs") == [(6, 7, 5)]
+        await sink.finish_run(run, complete=True, requests=6)
+    assert members(sink_url, "users") == ["a", "b", "c", "e", "a", "f", "g"]
+    [(data,)] = query(sink_url, "SELECT data FROM users WHERE id = 'a'")
+    assert orjson.loads(data) == record("a", 2)  # page 3's, written after page 1's
+
+
 async def test_a_second_writer_is_refused(sink_url: str) -> None:
     async with open_sink(sink_url):
         with pytest.raises(SinkLockedError, match="another asyncfetch run is writing"):
