@@ -49,10 +49,12 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed | postgresql
 # Every scenario against its baselines and limits; results in benchmarks/results/.
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/incremental.py
 
 # The same in under a minute; results in benchmarks/results/quick/.
 bench-quick: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run.py --quick
+	$(BIN)/python benchmarks/incremental.py --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
