@@ -19,7 +19,15 @@ from dataclasses import dataclass
 import anyio
 import click
 
-from .. import SINK_KINDS, IntercomClient, PageLimitError, Sink, SinkError, write_pages
+from .. import (
+    SINK_KINDS,
+    IntercomClient,
+    PageLimitError,
+    Sink,
+    SinkError,
+    drop_repeated_ids,
+    write_pages,
+)
 from ._export import ExportSummary
 from ._progress import ProgressBoard
 from ._sync import ListSpec, Target
@@ -64,11 +72,13 @@ async def sync_to_db(
     base_url: str,
     incremental_margin: float | None = None,
     restart: bool = False,
+    keep_duplicates: bool = False,
 ) -> None:
     """Every list of ``targets`` into ``sink``, side by side. With
     ``incremental_margin`` (all users only), only the users updated since the
     list's bookmark less that many seconds, if it has one. ``restart``: an
-    unfinished run of a list is started afresh, not continued."""
+    unfinished run of a list is started afresh, not continued. A continued
+    run drops the records its earlier pages staged, unless ``keep_duplicates``."""
     async with anyio.create_task_group() as group:
         for target in targets:
             group.start_soon(
@@ -81,6 +91,7 @@ async def sync_to_db(
                 base_url,
                 incremental_margin,
                 restart,
+                keep_duplicates,
             )
 
 
@@ -93,6 +104,7 @@ async def _sync_one(
     base_url: str,
     incremental_margin: float | None,
     restart: bool,
+    keep_duplicates: bool,
 ) -> None:
     where = db_list_of(target.spec)
     since = None
@@ -123,6 +135,12 @@ async def _sync_one(
     else:
         listing = target.spec.make(client)
         first_page = run.next_page
+    pages = listing.pages(start=first_page)
+    if run.resumed and since is None and not keep_duplicates:
+        # The process that wrote the earlier pages, and its memory of the ids
+        # handed over, is gone: a list that shifted since shows the last of
+        # them again on the next page. The staging remembers them.
+        pages = drop_repeated_ids(pages, listing.changes, await sink.staged_ids(run))
     on_page = board.track(target.spec.name, done_pages=run.pages)
 
     def requests() -> int:
@@ -133,7 +151,7 @@ async def _sync_one(
             await write_pages(
                 sink,
                 run,
-                listing.pages(start=first_page),
+                pages,
                 requests=requests,
                 on_written=on_page,
             )

@@ -365,6 +365,12 @@ class Sink(abc.ABC):
             incremental=incremental,
         )
 
+    async def staged_ids(self, run: SinkRun) -> set[object]:
+        """The ids ``run`` has staged so far (its pages already written): a
+        continued run drops them when a changed list shows them again."""
+        self._check_open()
+        return {row[0] for row in await self._query(sql.STAGED_IDS, (run.id,))}
+
     async def write_page(
         self,
         run: SinkRun,
