@@ -94,8 +94,13 @@ def parse_sink_url(url: str) -> SinkURL:
             )
         else:
             path = rest
-        if not path:
+        if not path or path.endswith("/"):
             raise SinkURLError(f"database URL {display!r} names no file")
+        if "?" in path:
+            # It would be part of the file's name: sqlite3 is given a path.
+            raise SinkURLError(
+                f"database URL {display!r}: a SQLite URL takes no ?query, only a file's path"
+            )
         return SinkURL(scheme="sqlite", url=url, display=display, path=Path(path))
     if url.lower().endswith(SQLITE_SUFFIXES) and (
         not colon or len(scheme) == 1 or "/" in scheme or "\\" in scheme

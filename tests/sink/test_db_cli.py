@@ -226,6 +226,8 @@ def test_a_file_that_is_no_database_is_refused(
     assert slow.stats.requests == before
     if what == "not a database":
         assert path.read_bytes() == b"these are not the pages you are looking for\n" * 100
+    else:  # nothing made beside the folder
+        assert sorted(tmp_path.iterdir()) == [path]
 
 
 def test_a_read_only_file_is_refused_and_left_as_it_was(slow: ServerThread, tmp_path: Path) -> None:
