@@ -271,3 +271,15 @@ def test_a_rerun_after_kill_9_keeps_each_member_once_when_the_list_shifted(
     assert [key for key in members if key in set(listed)] == listed
     [(items,)] = query(sink_url, "SELECT items FROM sync_runs")
     assert items == len(members)
+
+
+@pytest.mark.parametrize("command_name", ["users", "contacts"])
+def test_an_empty_list_is_a_complete_run(sink_url: str, command_name: str) -> None:
+    """A workspace with nobody in it: page 1 holds no record. PostgreSQL's page
+    statement then left its timestamp parameter unused and failed ("could not
+    determine data type of parameter $4"), exit 1 on an empty page."""
+    with ServerThread(ServerConfig(users=0)) as server:
+        result = run(server, command_name, "--db", sink_url)
+    assert result.returncode == 0, result.stderr
+    assert query(sink_url, "SELECT status, items, pages FROM sync_runs") == [("complete", 0, 1)]
+    assert query(sink_url, "SELECT count(*) FROM list_members") == [(0,)]
