@@ -21,7 +21,9 @@ import click
 
 from .. import (
     SINK_KINDS,
+    IncompleteListError,
     IntercomClient,
+    ListChanges,
     PageLimitError,
     Sink,
     SinkError,
@@ -155,6 +157,8 @@ async def _sync_one(
                 requests=requests,
                 on_written=on_page,
             )
+        if run.resumed and since is None:
+            _count_check_continued(target.spec.name, run.items, listing.changes)
     except PageLimitError as exc:
         if run.resumed:
             # Stopped after the list switched to the scroll: its pages are no
@@ -175,4 +179,30 @@ async def _sync_one(
         items=run.items - items_before,
         seconds=time.perf_counter() - started,
         changes=listing.changes,
+    )
+
+
+def _count_check_continued(name: str, delivered: int, changes: ListChanges) -> None:
+    """The count check of a continued run, the records of its earlier pages
+    counted (``delivered``: every record the run staged). The listing of a
+    continued run fetches only the pages after them, so it cannot make the
+    check itself; without this a list that ended short completed the run,
+    swapped in the short membership and marked the missing records deleted."""
+    first, last = changes.first_total_count, changes.last_total_count
+    if changes.method != "pages" or first is None:
+        return  # the scroll (no server count), or the API sent no total_count
+    expected = first if last is None else min(first, last)
+    # Records that came again (dropped as already staged) stand for as many
+    # newcomers before the run's earlier pages, which total_count counts and
+    # this run, past those pages, never meets.
+    if delivered + changes.duplicates_dropped >= expected:
+        changes.count_check = "passed"
+        return
+    changes.count_check = "failed"
+    raise IncompleteListError(
+        f"{name}: the list ended after {delivered:,} records (the run's earlier pages "
+        f"included), but it said it held {expected:,} (total_count) and no change seen "
+        f"during the fetch explains the {expected - delivered:,} missing",
+        expected=expected,
+        delivered=delivered,
     )
