@@ -19,7 +19,17 @@ from dataclasses import dataclass
 import anyio
 import click
 
-from .. import SINK_KINDS, IntercomClient, PageLimitError, Sink, SinkError, write_pages
+from .. import (
+    SINK_KINDS,
+    IncompleteListError,
+    IntercomClient,
+    ListChanges,
+    PageLimitError,
+    Sink,
+    SinkError,
+    drop_repeated_ids,
+    write_pages,
+)
 from ._export import ExportSummary
 from ._progress import ProgressBoard
 from ._sync import ListSpec, Target
@@ -64,11 +74,13 @@ async def sync_to_db(
     base_url: str,
     incremental_margin: float | None = None,
     restart: bool = False,
+    keep_duplicates: bool = False,
 ) -> None:
     """Every list of ``targets`` into ``sink``, side by side. With
     ``incremental_margin`` (all users only), only the users updated since the
     list's bookmark less that many seconds, if it has one. ``restart``: an
-    unfinished run of a list is started afresh, not continued."""
+    unfinished run of a list is started afresh, not continued. A continued
+    run drops the records its earlier pages staged, unless ``keep_duplicates``."""
     async with anyio.create_task_group() as group:
         for target in targets:
             group.start_soon(
@@ -81,6 +93,7 @@ async def sync_to_db(
                 base_url,
                 incremental_margin,
                 restart,
+                keep_duplicates,
             )
 
 
@@ -93,6 +106,7 @@ async def _sync_one(
     base_url: str,
     incremental_margin: float | None,
     restart: bool,
+    keep_duplicates: bool,
 ) -> None:
     where = db_list_of(target.spec)
     since = None
@@ -123,6 +137,12 @@ async def _sync_one(
     else:
         listing = target.spec.make(client)
         first_page = run.next_page
+    pages = listing.pages(start=first_page)
+    if run.resumed and since is None and not keep_duplicates:
+        # The process that wrote the earlier pages, and its memory of the ids
+        # handed over, is gone: a list that shifted since shows the last of
+        # them again on the next page. The staging remembers them.
+        pages = drop_repeated_ids(pages, listing.changes, await sink.staged_ids(run))
     on_page = board.track(target.spec.name, done_pages=run.pages)
 
     def requests() -> int:
@@ -133,10 +153,12 @@ async def _sync_one(
             await write_pages(
                 sink,
                 run,
-                listing.pages(start=first_page),
+                pages,
                 requests=requests,
                 on_written=on_page,
             )
+        if run.resumed and since is None:
+            _count_check_continued(target.spec.name, run.items, listing.changes)
     except PageLimitError as exc:
         if run.resumed:
             # Stopped after the list switched to the scroll: its pages are no
@@ -157,4 +179,30 @@ async def _sync_one(
         items=run.items - items_before,
         seconds=time.perf_counter() - started,
         changes=listing.changes,
+    )
+
+
+def _count_check_continued(name: str, delivered: int, changes: ListChanges) -> None:
+    """The count check of a continued run, the records of its earlier pages
+    counted (``delivered``: every record the run staged). The listing of a
+    continued run fetches only the pages after them, so it cannot make the
+    check itself; without this a list that ended short completed the run,
+    swapped in the short membership and marked the missing records deleted."""
+    first, last = changes.first_total_count, changes.last_total_count
+    if changes.method != "pages" or first is None:
+        return  # the scroll (no server count), or the API sent no total_count
+    expected = first if last is None else min(first, last)
+    # Records that came again (dropped as already staged) stand for as many
+    # newcomers before the run's earlier pages, which total_count counts and
+    # this run, past those pages, never meets.
+    if delivered + changes.duplicates_dropped >= expected:
+        changes.count_check = "passed"
+        return
+    changes.count_check = "failed"
+    raise IncompleteListError(
+        f"{name}: the list ended after {delivered:,} records (the run's earlier pages "
+        f"included), but it said it held {expected:,} (total_count) and no change seen "
+        f"during the fetch explains the {expected - delivered:,} missing",
+        expected=expected,
+        delivered=delivered,
     )

@@ -545,6 +545,7 @@ async def _fetch_db(
                 base_url=str(plan.extra["base_url"]),
                 incremental_margin=plan.incremental_margin,
                 restart=plan.db_restart,
+                keep_duplicates=bool(plan.extra["keep_duplicates"]),
             )
     return asyncio.get_running_loop().time() - started
 

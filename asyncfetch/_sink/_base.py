@@ -96,8 +96,13 @@ def parse_sink_url(url: str) -> SinkURL:
             )
         else:
             path = rest
-        if not path:
+        if not path or path.endswith("/"):
             raise SinkURLError(f"database URL {display!r} names no file")
+        if "?" in path:
+            # It would be part of the file's name: sqlite3 is given a path.
+            raise SinkURLError(
+                f"database URL {display!r}: a SQLite URL takes no ?query, only a file's path"
+            )
         return SinkURL(scheme="sqlite", url=url, display=display, path=Path(path))
     if url.lower().endswith(SQLITE_SUFFIXES) and (
         not colon or len(scheme) == 1 or "/" in scheme or "\\" in scheme
@@ -370,6 +375,12 @@ class Sink(abc.ABC):
             bookmark=bookmark,
             incremental=incremental,
         )
+
+    async def staged_ids(self, run: SinkRun) -> set[object]:
+        """The ids ``run`` has staged so far (its pages already written): a
+        continued run drops them when a changed list shows them again."""
+        self._check_open()
+        return {row[0] for row in await self._query(sql.STAGED_IDS, (run.id,))}
 
     async def write_page(
         self,

@@ -210,7 +210,9 @@ class PostgresSink(Sink):
         upsert (a stored record is replaced only by one whose ``updated_at`` is not
         older) with the "seen" marks folded in (``last_seen_at`` and ``deleted_at``
         are set whether or not the record's columns were replaced)."""
-        args: list[Any] = [run.id, page, first, now]  # $1..$4
+        # $1..$4; an empty page has no upsert to use $4 (now), and a parameter
+        # no statement uses has no type: PostgreSQL refuses the statement.
+        args: list[Any] = [run.id, page, first, *([now] if tables else [])]
         ctes = []
         for n, (table, upserts) in enumerate(tables.items()):
             base = len(args)

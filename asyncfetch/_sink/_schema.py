@@ -150,6 +150,7 @@ NEW_RUN = (
 CONTINUE_RUN = "UPDATE sync_runs SET status = 'running', finished = NULL WHERE id = $1"
 ABANDON_RUN = "UPDATE sync_runs SET status = 'abandoned', finished = $2 WHERE id = $1"
 DROP_STAGING = "DELETE FROM sync_staging WHERE run = $1"
+STAGED_IDS = "SELECT id FROM sync_staging WHERE run = $1"
 
 UPSERT = """\
 INSERT INTO {table} (id, data, email, user_id, name, created_at, updated_at,

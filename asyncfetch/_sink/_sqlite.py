@@ -94,6 +94,8 @@ class SQLiteSink(Sink):
 
     def _connect_sync(self) -> None:
         where = self.display
+        if self.path.is_dir():  # checked before its lock file is made beside it
+            raise SinkOpenError(f"{where}: cannot open: it is a folder, not a database file")
         try:
             self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:

@@ -226,6 +226,8 @@ def test_a_file_that_is_no_database_is_refused(
     assert slow.stats.requests == before
     if what == "not a database":
         assert path.read_bytes() == b"these are not the pages you are looking for\n" * 100
+    else:  # nothing made beside the folder
+        assert sorted(tmp_path.iterdir()) == [path]
 
 
 def test_a_read_only_file_is_refused_and_left_as_it_was(slow: ServerThread, tmp_path: Path) -> None:
@@ -239,3 +241,45 @@ def test_a_read_only_file_is_refused_and_left_as_it_was(slow: ServerThread, tmp_
     assert result.stderr == f"asyncfetch: error: {path}: cannot write: the file is read-only\n"
     assert slow.stats.requests == requests_before
     assert path.read_bytes() == before
+
+
+def test_a_rerun_after_kill_9_keeps_each_member_once_when_the_list_shifted(
+    sink_url: str,
+) -> None:
+    """Users signed up while the list is fetched (one after every page served)
+    push the last record of the last page written onto the next page: the
+    rerun must not stage it a second time (the killed process's memory of the
+    ids handed over is gone; the database's staging is what remembers them)."""
+    with ServerThread(ServerConfig(users=300, latency_ms=100, insert_users_every=1)) as server:
+        listed = ids(server.workspace.users)
+        process = subprocess.Popen(
+            command(server, "users", "--db", sink_url),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_pages(sink_url, 2, process)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        assert pages_written(sink_url) < 30
+        result = run(server, "users", "--db", sink_url)
+    assert result.returncode == 0, result.stderr
+    members = [row[0] for row in query(sink_url, "SELECT id FROM list_members ORDER BY position")]
+    assert len(members) == len(set(members)), "a member listed twice"
+    # Every user there at the start, once, in the list's order (newcomers may be among them).
+    assert [key for key in members if key in set(listed)] == listed
+    [(items,)] = query(sink_url, "SELECT items FROM sync_runs")
+    assert items == len(members)
+
+
+@pytest.mark.parametrize("command_name", ["users", "contacts"])
+def test_an_empty_list_is_a_complete_run(sink_url: str, command_name: str) -> None:
+    """A workspace with nobody in it: page 1 holds no record. PostgreSQL's page
+    statement then left its timestamp parameter unused and failed ("could not
+    determine data type of parameter $4"), exit 1 on an empty page."""
+    with ServerThread(ServerConfig(users=0)) as server:
+        result = run(server, command_name, "--db", sink_url)
+    assert result.returncode == 0, result.stderr
+    assert query(sink_url, "SELECT status, items, pages FROM sync_runs") == [("complete", 0, 1)]
+    assert query(sink_url, "SELECT count(*) FROM list_members") == [(0,)]

@@ -348,7 +348,19 @@ async def test_the_url_picks_the_backend(url: str, scheme: str, path: str | None
 
 
 @pytest.mark.parametrize(
-    "url", ["x.json", "mysql://u:pw@h/db", "sqlite://host/x.db", "sqlite:", "http://h/x.db"]
+    "url",
+    [
+        "x.json",
+        "mysql://u:pw@h/db",
+        "sqlite://host/x.db",
+        "sqlite:",
+        "http://h/x.db",
+        # No file named: these made a lock file at /.lock or beside the folder.
+        "sqlite:///",
+        "sqlite:///abs/folder/",
+        # A query would have become part of the file's name (x.db?mode=ro).
+        "sqlite:///abs/x.db?mode=ro",
+    ],
 )
 async def test_a_url_no_backend_takes_is_refused_without_its_password(url: str) -> None:
     with pytest.raises(SinkURLError) as caught:
