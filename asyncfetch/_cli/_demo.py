@@ -1,7 +1,7 @@
 """``asyncfetch demo``: the main job on its embedded default, no token and no network.
 
 Starts the bundled server on a free loopback port with realistic latency,
-exports its largest tag's users to JSON Lines concurrently, then fetches the
+exports its largest tag's list (users and leads) to JSON Lines concurrently, then fetches the
 same list one page after another (as every other Intercom client does) and
 compares the two.
 """
@@ -54,7 +54,7 @@ async def run_demo(*, out_path: str, users: int, latency_ms: float, concurrency:
         )
     click.echo("")
     click.echo(
-        f"Wrote {count(concurrent.items, 'user')} to {path} in {concurrent.seconds:.2f} s; "
+        f"Wrote {count(concurrent.items, 'record')} to {path} in {concurrent.seconds:.2f} s; "
         f"{times_faster(concurrent.seconds, sequential.seconds)} than sequential "
         f"(the server saw at most {count(served_concurrently, 'request')} in flight)."
     )

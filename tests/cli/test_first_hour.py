@@ -301,7 +301,7 @@ def test_the_demo_compares_the_right_way_round_in_pages(tmp_path: Path) -> None:
     result = run("demo", "--users", "1", "--latency-ms", "0", "--out", str(tmp_path / "u.jsonl"))
     assert result.returncode == 0, result.stderr
     assert "server: 1 user, 0 ms latency" in result.stdout
-    assert "Wrote 1 user to " in result.stdout
+    assert "Wrote 1 record to " in result.stdout
     assert "at most 1 request in flight" in result.stdout
     header = next(line for line in result.stdout.splitlines() if line.startswith("fetch"))
     assert header.split()[-1] == "pages/s"  # it counts pages, not requests
