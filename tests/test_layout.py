@@ -30,7 +30,7 @@ PACKAGE_DIR = Path(asyncfetch.__file__).parent
 ROOMS = ("_core", "_http", "_intercom", "_sink", "_cli", "testing")
 CLIENT_ROOMS = ("_core", "_http", "_intercom", "_sink", "_cli")
 # Top-level modules any room may use: they hold no code of a product.
-NEUTRAL = ("_exceptions", "_config", "_json", "_version")
+NEUTRAL = ("_exceptions", "_config", "_json", "_redact", "_version")
 # Public packages: a module of _cli may import the names in their __all__.
 PUBLIC = ("", "testing")
 
@@ -188,7 +188,7 @@ def test_every_room_is_there_and_holds_modules() -> None:
         assert len(list((PACKAGE_DIR / room).glob("_*.py"))) >= 2, room
     flat = sorted(p.name for p in PACKAGE_DIR.glob("*.py"))
     assert flat == ["__init__.py", "__main__.py", "_config.py", "_exceptions.py", "_json.py",
-                    "_version.py"]  # fmt: skip
+                    "_redact.py", "_version.py"]  # fmt: skip
 
 
 def write(root: Path, files: dict[str, str]) -> Path:

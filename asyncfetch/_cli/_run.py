@@ -40,6 +40,7 @@ from .. import (
     SinkError,
     open_sink,
 )
+from .._redact import SHORT_SECRET, redact
 from ._checkpoint import CheckpointMismatch, checkpoint_path
 from ._db import sync_to_db
 from ._formats import Csv, OutputFormat, make_format
@@ -491,13 +492,9 @@ def _masked(arg: str, token: str) -> str:
     where it is the whole argument: replaced inside others it would garble the
     command (``--out users.jsonl`` -> ``--out us***rs.jsonl``), which would then
     resume another file."""
-    if arg == token or len(token) >= _LONG_TOKEN:
+    if arg == token or len(token) >= SHORT_SECRET:
         return arg.replace(token, "***")
     return arg
-
-
-# As in _http's redaction: a real Intercom token is some 60 characters.
-_LONG_TOKEN = 16
 
 
 async def _fetch(
@@ -658,15 +655,8 @@ class _Redact(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if self._secret in message:
-            secret = self._secret
-            if len(secret) >= _LONG_TOKEN:
-                masked = message.replace(secret, "***")
-            else:
-                # A short token ("e") only where it stands alone, as in _http's
-                # redaction: replaced inside words it garbled every line.
-                alone = rf"(?<![A-Za-z0-9_]){re.escape(secret)}(?![A-Za-z0-9_])"
-                masked = re.sub(alone, "***", message)
+        masked = redact(message, self._secret, "***")
+        if masked != message:
             record.msg, record.args = masked, None
         return True
 

@@ -37,7 +37,6 @@ import email.utils
 import logging
 import math
 import random
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -65,6 +64,7 @@ from .._exceptions import (
     TransportError,
 )
 from .._json import loads
+from .._redact import redact
 from ._ratelimit import RateBudget, header_number
 
 __all__ = ["ErrorDecoder", "ErrorReport", "FetchStats", "Transport", "body_snippet"]
@@ -506,24 +506,9 @@ def _token_of(authorization: str) -> str:
     return credentials.strip() if scheme.lower() == "bearer" else ""
 
 
-# A token shorter than this (a test's "x") is replaced only where it stands
-# alone: replaced inside words it would garble the message and the error code
-# ("scroll_exists" -> "scroll_e[token]ists") that callers act on. A real
-# Intercom token is some 60 characters: replaced wherever it appears.
-_SHORT_TOKEN = 16
-
-
 def _redact(text: str, token: str) -> str:
-    if not token:
-        return text
     for form in (token, quote(token, safe="")):
-        if form not in text:
-            continue
-        if len(form) >= _SHORT_TOKEN:
-            text = text.replace(form, "[token]")
-        else:
-            alone = rf"(?<![A-Za-z0-9_]){re.escape(form)}(?![A-Za-z0-9_])"
-            text = re.sub(alone, "[token]", text)
+        text = redact(text, form, "[token]")
     return text
 
 
