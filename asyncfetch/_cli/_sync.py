@@ -52,6 +52,7 @@ __all__ = [
     "Output",
     "OutputLock",
     "Target",
+    "count_check_resumed",
     "in_place",
     "partial_path",
     "plan_targets",
@@ -468,31 +469,37 @@ async def _sync_one(
                 on_written=save if checkpoint_file else None,
             )
         if resumed is not None:
-            _count_check_with_file(target.spec.name, resumed, target.summary)
+            count_check_resumed(
+                target.spec.name,
+                resumed.items + target.summary.items,
+                target.summary.changes,
+                including="the file's",
+            )
         out.commit()
     finally:
         out.close()
 
 
-def _count_check_with_file(name: str, resumed: Progress, summary: ExportSummary) -> None:
-    """The count check of a resumed fetch, the records already in the file counted.
-
-    The listing of a resumed fetch delivers only the pages after the checkpoint,
-    so it cannot make the check itself; without this, resuming a list that ended
-    short (as the failure line says to) would put the short file in place, exit 0.
+def count_check_resumed(
+    name: str, delivered: int, changes: ListChanges, *, including: str, credited: int = 0
+) -> None:
+    """The count check of a resumed fetch (a file) or a continued run (``--db``):
+    ``delivered`` counts the records of the earlier pages too (``including``
+    says where they are, for the message). The listing of a resumed fetch
+    delivers only the pages after them, so it cannot make the check itself;
+    without this, a list that ended short would be put in place, exit 0.
+    ``credited`` records count as delivered without being so (see ``_db.py``).
     """
-    changes = summary.changes
     first, last = changes.first_total_count, changes.last_total_count
     if changes.method != "pages" or first is None:
         return  # the scroll (no server count), or the API sent no total_count
     expected = first if last is None else min(first, last)
-    delivered = resumed.items + summary.items
-    if delivered >= expected:
+    if delivered + credited >= expected:
         changes.count_check = "passed"
         return
     changes.count_check = "failed"
     raise IncompleteListError(
-        f"{name}: the list ended after {delivered:,} records (the file's included), but "
+        f"{name}: the list ended after {delivered:,} records ({including} included), but "
         f"it said it held {expected:,} (total_count) and no change seen during the fetch "
         f"explains the {expected - delivered:,} missing",
         expected=expected,
