@@ -13,15 +13,17 @@ pool or to see the list end early as if it were complete.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from contextlib import aclosing
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+import anyio
 
 from .._exceptions import AsyncFetchError
 from ._engine import ListChanges, Page
 
-__all__ = ["Listing", "ListingState"]
+__all__ = ["Listing", "ListingState", "close_listings"]
 
 T = TypeVar("T")
 
@@ -235,3 +237,17 @@ async def _items_of(pages: AsyncGenerator[Page[T], None]) -> AsyncGenerator[T, N
         async for page in pages:
             for item in page.items:
                 yield item
+
+
+async def close_listings(
+    states: Iterable[ListingState[Any]], then: Callable[[], Awaitable[None]]
+) -> None:
+    """A client's ``aclose``: close every listing still open, then ``then`` (its
+    connection pool). Shielded: closing must finish even when the caller is
+    being cancelled."""
+    with anyio.CancelScope(shield=True):
+        try:
+            for state in list(states):
+                await state.close_for_client()
+        finally:
+            await then()

@@ -47,7 +47,6 @@ from types import TracebackType
 from typing import Any, Final
 from urllib.parse import quote
 
-import anyio
 import orjson
 from multidict import CIMultiDictProxy
 from yarl import URL
@@ -55,7 +54,7 @@ from yarl import URL
 from .._config import Retries, check_positive, check_whole
 from .._core._count import count_checked
 from .._core._engine import Item, ListChanges, Page, ordered_pages
-from .._core._listing import Listing, ListingState
+from .._core._listing import Listing, ListingState, close_listings
 from .._exceptions import (
     InvalidRequestError,
     NotFoundError,
@@ -263,12 +262,7 @@ class PagesClient:
 
     async def aclose(self) -> None:
         """Close every open listing, then the connection pool."""
-        with anyio.CancelScope(shield=True):
-            try:
-                for state in list(self._open):
-                    await state.close_for_client()
-            finally:
-                await self._transport.close()
+        await close_listings(self._open, self._transport.close)
 
     def list(
         self, path: str = "", *, paging: PageNumbered, params: Mapping[str, str] | None = None

@@ -22,14 +22,13 @@ from types import TracebackType
 from typing import Any, Final
 from urllib.parse import quote
 
-import anyio
 from yarl import URL
 
 from .._config import Retries, check_positive, check_whole
 from .._core._count import count_checked
 from .._core._dedupe import drop_repeated_ids
 from .._core._engine import SWITCHED_TO_SCROLL, ListChanges, Page, ordered_pages
-from .._core._listing import Listing, ListingState
+from .._core._listing import Listing, ListingState, close_listings
 from .._exceptions import PageLimitError, ResponseFormatError
 from .._http._transport import FetchStats, Transport
 from .._http._urls import check_base_url
@@ -192,13 +191,7 @@ class IntercomClient:
 
     async def aclose(self) -> None:
         """Close every open listing, then the connection pool."""
-        # Shielded: closing must finish even when the caller is being cancelled.
-        with anyio.CancelScope(shield=True):
-            try:
-                for state in list(self._open):
-                    await state.close_for_client()
-            finally:
-                await self._transport.close()
+        await close_listings(self._open, self._transport.close)
 
     # The lists. Each returns a Listing; nothing is sent until it is iterated.
 
