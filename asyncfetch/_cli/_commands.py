@@ -16,6 +16,7 @@ from typing import Any, Final, TypeVar
 import click
 
 from .. import DEFAULT_BASE_URL, IntercomClient, Retries, __version__
+from ._fleet import fleet
 from ._options import fetch_options
 from ._pages import pages
 from ._run import (
@@ -468,6 +469,10 @@ def admins(**options: Any) -> None:
 # --- any page-numbered JSON API (the command lives in _pages.py) ---
 
 cli.add_command(pages)
+
+# --- many workspaces (FLEET.toml; the command lives in _fleet.py) ---
+
+cli.add_command(fleet)
 
 
 def main() -> None:

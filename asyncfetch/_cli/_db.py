@@ -1,7 +1,7 @@
 """``--db``: a list command's records into a database instead of a file.
 
-The library's sink does the work (``open_sink``, ``Sink.begin_run``,
-``write_pages``, ``Sink.finish_run``); this module names each list for the
+The library's sink does the work (``open_sink``, ``sync_list``: a list's
+run begun or continued, written and finished); this module names each list for the
 database (``DbList``) and runs the lists of one command side by side on one
 client and one sink, with the same progress board and summary as a file
 export. What is different from a file: no ``--resume``, the database keeps
@@ -11,9 +11,8 @@ continues; and no partial file, a page is in the database or not.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
@@ -22,15 +21,16 @@ import click
 from .. import (
     SINK_KINDS,
     IntercomClient,
-    PageLimitError,
+    Item,
+    Listing,
+    Page,
     Sink,
-    SinkError,
-    drop_repeated_ids,
-    write_pages,
+    SinkRun,
+    sync_list,
 )
 from ._export import ExportSummary
 from ._progress import ProgressBoard
-from ._sync import ListSpec, Target, count_check_resumed
+from ._sync import ListSpec, Target
 
 __all__ = ["DbList", "db_list_of", "sync_to_db"]
 
@@ -117,73 +117,34 @@ async def _sync_one(
             )
         else:
             since = bookmark - dt.timedelta(seconds=incremental_margin)
-    run = await sink.begin_run(
-        list_name=where.name,
-        kind=where.kind,
-        per_page=per_page,
-        base_url=base_url,
-        whole=where.whole,
-        incremental=since is not None,
-        restart=restart,
-    )
-    pages_before, items_before = run.pages, run.items
-    started = time.perf_counter()
-    if since is not None:
-        # Updates move records between pages: an incremental run starts at page 1.
-        listing = client.users(updated_since=since)
-        first_page = 1
-    else:
-        listing = target.spec.make(client)
-        first_page = run.next_page
-    pages = listing.pages(start=first_page)
-    if run.resumed and since is None and not keep_duplicates:
-        # The process that wrote the earlier pages, and its memory of the ids
-        # handed over, is gone: a list that shifted since shows the last of
-        # them again on the next page. The staging remembers them.
-        pages = drop_repeated_ids(pages, listing.changes, await sink.staged_ids(run))
-    on_page = board.track(target.spec.name, done_pages=run.pages)
+    display = target.spec.name
+
+    def make_listing() -> Listing[Item]:
+        if since is not None:
+            return client.users(updated_since=since)
+        return target.spec.make(client)
+
+    def on_begun(run: SinkRun) -> Callable[[Page[Item]], None] | None:
+        return board.track(display, done_pages=run.pages)
 
     def requests() -> int:
         return client.stats.requests
 
-    try:
-        async with listing:
-            await write_pages(
-                sink,
-                run,
-                pages,
-                requests=requests,
-                on_written=on_page,
-            )
-        if run.resumed and since is None:
-            # Records that came again (dropped as already staged) stand for as
-            # many newcomers before the run's earlier pages, which total_count
-            # counts and this run, past those pages, never meets.
-            count_check_resumed(
-                target.spec.name,
-                run.items,
-                listing.changes,
-                including="the run's earlier pages",
-                credited=listing.changes.duplicates_dropped,
-            )
-    except PageLimitError as exc:
-        if run.resumed:
-            # Stopped after the list switched to the scroll: its pages are no
-            # longer numbered ones to continue from.
-            exc.message += "; the run continued a stopped one: --restart starts it afresh"
-        with anyio.CancelScope(shield=True), contextlib.suppress(SinkError):
-            await sink.finish_run(run, complete=False, requests=requests())
-        raise
-    except BaseException:
-        # The run failed or was stopped: its membership is left as it was, its
-        # progress kept for the rerun. (A broken database may refuse this too.)
-        with anyio.CancelScope(shield=True), contextlib.suppress(SinkError):
-            await sink.finish_run(run, complete=False, requests=requests())
-        raise
-    await sink.finish_run(run, complete=True, requests=requests())
+    synced = await sync_list(
+        sink,
+        make_listing,
+        list_name=where.name,
+        kind=where.kind,
+        whole=where.whole,
+        per_page=per_page,
+        base_url=base_url,
+        requests=requests,
+        display_name=display,
+        incremental=since is not None,
+        restart=restart,
+        keep_duplicates=keep_duplicates,
+        on_begun=on_begun,
+    )
     target.summary = ExportSummary(
-        pages=run.pages - pages_before,
-        items=run.items - items_before,
-        seconds=time.perf_counter() - started,
-        changes=listing.changes,
+        pages=synced.pages, items=synced.items, seconds=synced.seconds, changes=synced.changes
     )

@@ -38,9 +38,10 @@ from .. import (
     ListChanges,
     Listing,
     Page,
+    count_check_resumed,
     drop_repeated_ids,
 )
-from .._exceptions import IncompleteListError, PageLimitError
+from .._exceptions import PageLimitError
 from ._checkpoint import Checkpoint, checkpoint_path
 from ._export import ExportSummary, Progress, export
 from ._formats import OutputFormat
@@ -52,7 +53,6 @@ __all__ = [
     "Output",
     "OutputLock",
     "Target",
-    "count_check_resumed",
     "in_place",
     "partial_path",
     "plan_targets",
@@ -478,33 +478,6 @@ async def _sync_one(
         out.commit()
     finally:
         out.close()
-
-
-def count_check_resumed(
-    name: str, delivered: int, changes: ListChanges, *, including: str, credited: int = 0
-) -> None:
-    """The count check of a resumed fetch (a file) or a continued run (``--db``):
-    ``delivered`` counts the records of the earlier pages too (``including``
-    says where they are, for the message). The listing of a resumed fetch
-    delivers only the pages after them, so it cannot make the check itself;
-    without this, a list that ended short would be put in place, exit 0.
-    ``credited`` records count as delivered without being so (see ``_db.py``).
-    """
-    first, last = changes.first_total_count, changes.last_total_count
-    if changes.method != "pages" or first is None:
-        return  # the scroll (no server count), or the API sent no total_count
-    expected = first if last is None else min(first, last)
-    if delivered + credited >= expected:
-        changes.count_check = "passed"
-        return
-    changes.count_check = "failed"
-    raise IncompleteListError(
-        f"{name}: the list ended after {delivered:,} records ({including} included), but "
-        f"it said it held {expected:,} (total_count) and no change seen during the fetch "
-        f"explains the {expected - delivered:,} missing",
-        expected=expected,
-        delivered=delivered,
-    )
 
 
 async def _prepend(

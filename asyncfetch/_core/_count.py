@@ -16,7 +16,7 @@ from typing import TypeVar
 from .._exceptions import IncompleteListError
 from ._engine import ListChanges, Page
 
-__all__ = ["count_checked"]
+__all__ = ["count_check_resumed", "count_checked"]
 
 T = TypeVar("T")
 
@@ -75,3 +75,30 @@ async def count_checked(
             url=url,
         )
     changes.count_check = "passed"
+
+
+def count_check_resumed(
+    name: str, delivered: int, changes: ListChanges, *, including: str, credited: int = 0
+) -> None:
+    """The count check of a resumed fetch (a file) or a continued run (``--db``):
+    ``delivered`` counts the records of the earlier pages too (``including``
+    says where they are, for the message). The listing of a resumed fetch
+    delivers only the pages after them, so it cannot make the check itself;
+    without this, a list that ended short would be put in place, exit 0.
+    ``credited`` records count as delivered without being so (see ``_sink/_sync.py``).
+    """
+    first, last = changes.first_total_count, changes.last_total_count
+    if changes.method != "pages" or first is None:
+        return  # the scroll (no server count), or the API sent no total_count
+    expected = first if last is None else min(first, last)
+    if delivered + credited >= expected:
+        changes.count_check = "passed"
+        return
+    changes.count_check = "failed"
+    raise IncompleteListError(
+        f"{name}: the list ended after {delivered:,} records ({including} included), but "
+        f"it said it held {expected:,} (total_count) and no change seen during the fetch "
+        f"explains the {expected - delivered:,} missing",
+        expected=expected,
+        delivered=delivered,
+    )

@@ -45,7 +45,16 @@ from .._exceptions import SchemaVersionError, SinkError, SinkURLError, SinkWrite
 from . import _schema as sql
 from ._schema import KINDS, SCHEMA_VERSION, Dialect, Row, row_of, schema_statements
 
-__all__ = ["SQLITE_SUFFIXES", "Sink", "SinkRun", "SinkURL", "Step", "open_sink", "parse_sink_url"]
+__all__ = [
+    "SQLITE_SUFFIXES",
+    "Sink",
+    "SinkRun",
+    "SinkURL",
+    "Step",
+    "open_sink",
+    "parse_sink_url",
+    "workspace_sink_url",
+]
 
 # A bare path with one of these endings is a SQLite database.
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -61,6 +70,7 @@ class SinkURL:
     url: str
     display: str
     path: Path | None = None
+    schema: str | None = None
 
     def __repr__(self) -> str:
         return f"SinkURL({self.display!r})"
@@ -114,13 +124,31 @@ def parse_sink_url(url: str) -> SinkURL:
     )
 
 
-def open_sink(url: str) -> Sink:
+def workspace_sink_url(parsed: SinkURL, workspace: str) -> SinkURL:
+    """Where ``workspace``'s tables go in the database ``parsed`` names: a SQLite
+    file beside it (``x.db`` -> ``x-acme.db``), or a PostgreSQL schema of its
+    own (``acme``, created on first use) in the same database. ``workspace``
+    is letters, digits, ``-`` and ``_`` (checked by the caller: a file name and
+    a quoted identifier both take it as it is)."""
+    if parsed.scheme == "sqlite":
+        assert parsed.path is not None
+        path = parsed.path.with_name(f"{parsed.path.stem}-{workspace}{parsed.path.suffix}")
+        return SinkURL(scheme="sqlite", url=str(path), display=str(path), path=path)
+    return dataclasses.replace(
+        parsed, display=f"{parsed.display} (schema {workspace})", schema=workspace
+    )
+
+
+def open_sink(url: str, *, workspace: str | None = None) -> Sink:
     """The backend for ``url``, not yet opened (``async with open_sink(url) as sink``).
+    With ``workspace``, that workspace's own file or schema (`workspace_sink_url`).
 
     Raises ``SinkURLError`` for a URL no backend takes, and ``SinkOpenError``
     for ``postgresql://`` when the PostgreSQL backend is not available.
     """
     parsed = parse_sink_url(url)
+    if workspace is not None:
+        parsed = workspace_sink_url(parsed, workspace)
     if parsed.scheme == "sqlite":
         from ._sqlite import SQLiteSink
 

@@ -14,7 +14,10 @@ single Sync: one round trip). ``data`` is ``jsonb`` (asyncpg's codec takes the J
 orjson already made; no re-parsing on the client); timestamps are
 ``timestamptz``.
 
-One run per database: ``_connect`` takes a session-level advisory lock
+A workspace of the fleet (``SinkURL.schema``) lives in a schema of its own,
+created on first use and put first on the connection's ``search_path``; its
+writer lock is then one per schema. Otherwise:
+one run per database: ``_connect`` takes a session-level advisory lock
 (``pg_try_advisory_lock``) and holds it for as long as the sink is open; a
 second asyncfetch run writing the same database gets ``SinkLockedError``
 instead of interleaving its pages with the first's. The lock belongs to the
@@ -46,6 +49,7 @@ from the driver or the server is scrubbed of the password too.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import socket
 from collections.abc import Mapping, Sequence
@@ -127,6 +131,14 @@ class PostgresSink(Sink):
         except (ValueError, TypeError):
             self._password = ""
 
+    @property
+    def _settings(self) -> dict[str, str] | None:
+        """A workspace's schema first on the search path: the sink's unqualified
+        tables are created and written there."""
+        if self.url.schema is None:
+            return None
+        return {"search_path": _identifier(self.url.schema)}
+
     def _clean(self, text: object) -> str:
         """``text`` on one line, without the password."""
         line = " ".join(str(text).split())
@@ -137,7 +149,9 @@ class PostgresSink(Sink):
     async def _connect(self) -> None:
         where = self.display
         try:
-            connection = await asyncpg.connect(self.url.url, timeout=CONNECT_TIMEOUT)
+            connection = await asyncpg.connect(
+                self.url.url, timeout=CONNECT_TIMEOUT, server_settings=self._settings
+            )
         except asyncpg.InvalidAuthorizationSpecificationError as exc:
             # Wrong password, unknown role, no pg_hba.conf entry for it.
             raise SinkOpenError(f"{where}: login refused: {self._clean(exc)}") from None
@@ -155,7 +169,23 @@ class PostgresSink(Sink):
             # A URL asyncpg cannot use (a bad port, an unknown sslmode...).
             raise SinkURLError(f"{where}: not a usable URL: {self._clean(exc)}") from None
         try:
-            locked = await connection.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY)
+            if self.url.schema is None:
+                locked = await connection.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY)
+            else:
+                # A workspace's schema (the fleet): one writer per schema, not per
+                # database, so that workspaces sharing a database run side by side.
+                locked = await connection.fetchval(
+                    "SELECT pg_try_advisory_lock(hashtextextended($2, $1))",
+                    LOCK_KEY,
+                    self.url.schema,
+                )
+                # Concurrent first uses race to create it: the loser is told so.
+                with contextlib.suppress(
+                    asyncpg.UniqueViolationError, asyncpg.DuplicateSchemaError
+                ):
+                    await connection.execute(
+                        f"CREATE SCHEMA IF NOT EXISTS {_identifier(self.url.schema)}"
+                    )
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             await _close(connection)
             raise SinkOpenError(
@@ -266,6 +296,11 @@ class PostgresSink(Sink):
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                 raise self._write_error(exc) from None
         return results
+
+
+def _identifier(name: str) -> str:
+    """``name`` as a quoted identifier (its case and any ``-`` kept)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _reason(exc: OSError) -> str:
