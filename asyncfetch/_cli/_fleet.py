@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
+import stamina.instrumentation
 
 from .. import FleetError, SinkError, open_sink
 from .._fleet import (
@@ -82,6 +83,8 @@ def run(
             raise LineUsageError(
                 f"{missing[0]} is not set: it holds a workspace's token ({fleet_file})"
             )
+        # Each workspace's failure is its line; stamina's own log line per retry is noise.
+        stamina.instrumentation.set_on_retry_hooks([])
         with cli_errors():
             results = asyncio.run(run_local(spec, db_url, on_done=_show_local))
         sys.exit(0 if all(result.error is None for result in results) else 1)
@@ -91,6 +94,11 @@ def run(
             "--db is the workers' (fleet worker --db): fleet run --temporal takes none"
         )
     spec = _load(fleet_file)
+    with _exit_at_once():
+        _run_temporal(spec, target, task_queue, wait)
+
+
+def _run_temporal(spec: FleetSpec, target: str, task_queue: str, wait: bool) -> None:
     with _fleet_errors(), cli_errors():
         outcomes = asyncio.run(
             start_and_wait(
@@ -127,8 +135,25 @@ def worker(target: str | None, task_queue: str, db_url: str) -> None:
     if target is None:
         raise LineUsageError("fleet worker needs --temporal HOST:PORT")
     _check_db(db_url)
-    with _fleet_errors(), cli_errors():
+    stamina.instrumentation.set_on_retry_hooks([])
+    with _exit_at_once(), _fleet_errors(), cli_errors():
         asyncio.run(run_worker(target, task_queue=task_queue, db_url=db_url))
+
+
+@contextmanager
+def _exit_at_once() -> Iterator[None]:
+    """End the process as soon as the Temporal work is done, without the
+    interpreter's teardown: the SDK's Rust threads can outlive it and abort the
+    process (SIGABRT, "PyGILState_Release ... finalizing") after a successful
+    run, temporalio/sdk-python#300."""
+    code = 0
+    try:
+        yield
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _load(path: str) -> FleetSpec:

@@ -43,7 +43,7 @@ __all__ = [
 DEFAULT_TASK_QUEUE = "asyncfetch"
 
 
-def _temporal() -> ModuleType:
+def _sdk() -> ModuleType:
     """``_temporal.py``, or ``FleetError`` (one line) without the extra."""
     try:
         from . import _temporal
@@ -64,7 +64,7 @@ def workflow_id(name: str) -> str:
 
 async def run_worker(target: str, *, task_queue: str, db_url: str) -> None:
     """A fleet worker on the Temporal server at ``target`` until cancelled."""
-    await _temporal().run_worker(target, task_queue=task_queue, db_url=db_url)
+    await _sdk().run_worker(target, task_queue=task_queue, db_url=db_url)
 
 
 async def start_and_wait(
@@ -78,7 +78,7 @@ async def start_and_wait(
 ) -> list[Any]:
     """Start (or find running) each workspace's workflow; with ``wait``, wait for
     all and return their outcomes (``.name``, ``.error``, ``.progress``)."""
-    temporal = _temporal()
+    temporal = _sdk()
     client = await temporal.connect(target)
     started = await temporal.start_fleet(client, fleet, task_queue=task_queue)
     for outcome, _handle in started:

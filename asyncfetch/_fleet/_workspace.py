@@ -127,7 +127,10 @@ async def sync_workspace_list(
 
 
 def is_permanent(exc: BaseException) -> bool:
-    """Whether ``exc`` would stop another attempt the same way."""
+    """Whether ``exc`` (or, for a group, its first failure) would stop another
+    attempt the same way."""
+    if isinstance(exc, BaseExceptionGroup):
+        exc = _first_leaf(exc)
     return isinstance(exc, _PERMANENT)
 
 
