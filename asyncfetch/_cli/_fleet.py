@@ -99,7 +99,7 @@ def run(
 
 
 def _run_temporal(spec: FleetSpec, target: str, task_queue: str, wait: bool) -> None:
-    with _fleet_errors(), cli_errors():
+    with cli_errors(), _fleet_errors():
         outcomes = asyncio.run(
             start_and_wait(
                 target,
@@ -136,7 +136,7 @@ def worker(target: str | None, task_queue: str, db_url: str) -> None:
         raise LineUsageError("fleet worker needs --temporal HOST:PORT")
     _check_db(db_url)
     stamina.instrumentation.set_on_retry_hooks([])
-    with _exit_at_once(), _fleet_errors(), cli_errors():
+    with _exit_at_once(), cli_errors(), _fleet_errors():
         asyncio.run(run_worker(target, task_queue=task_queue, db_url=db_url))
 
 

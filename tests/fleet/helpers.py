@@ -33,6 +33,9 @@ def fleet_toml(path: Path, workspaces: list[dict[str, Any]]) -> Path:
     return path
 
 
+_TABLES = {"user": "users", "contact": "contacts", "lead": "contacts", "company": "companies"}
+
+
 def _table(url: str, schema: str | None, table: str) -> str:
     return f'"{schema}".{table}' if url.startswith("postgres") and schema else table
 
@@ -56,8 +59,8 @@ def assert_tables_exact(
         )
         assert [row[1] for row in members] == [item["id"] for item in served], name
         for item in served:
-            # A list's records go to its kind's table (a tag's leads with its users).
-            expected["companies" if collection == "companies" else collection][item["id"]] = item
+            # Each record to its own type's table (a tag's leads to contacts).
+            expected[_TABLES.get(str(item.get("type")), collection)][item["id"]] = item
     for table, records in expected.items():
         rows = query(url, f"SELECT id, data FROM {_table(url, schema, table)} ORDER BY id")
         assert len(rows) == len({row[0] for row in rows}), f"{table}: a record twice"
