@@ -15,6 +15,10 @@ Every fenced ``sh`` block of README.md is marked by the HTML comment before it:
 * ``<!-- not run by tests/test_readme.py: REASON -->``: not run (a real token,
   minutes of benchmarks, building the virtualenv the tests run in).
 
+A ``toml`` block marked ``<!-- runnable: file NAME -->`` is a file the examples
+use (FLEET.toml): written to their folder as ``NAME`` before they run, with the
+port changed as in the commands.
+
 A ``python`` block marked ``<!-- runnable: pytest -->`` is a test file of a
 user's own: written to a folder of its own and run there by pytest in a
 subprocess (warnings as errors), which must find its tests and pass them all.
@@ -55,6 +59,9 @@ REST_BLOCK = re.compile(
     re.DOTALL,
 )
 SQL_BLOCK = re.compile(r"<!-- runnable: sql -->\n```sql\n(?P<body>.*?)```", re.DOTALL)
+FILE_BLOCK = re.compile(
+    r"<!-- runnable: file (?P<name>[\w.-]+) -->\n```toml\n(?P<body>.*?)```", re.DOTALL
+)
 PYTEST_BLOCK = re.compile(r"<!-- runnable: pytest -->\n```python\n(?P<body>.*?)```", re.DOTALL)
 
 
@@ -127,6 +134,10 @@ def test_the_readme_examples_run_against_the_bundled_server(
     folder: Path, served: tuple[int, str]
 ) -> None:
     port, banner = served
+    files = list(FILE_BLOCK.finditer(README.read_text()))
+    assert files, "no <!-- runnable: file NAME --> block found"
+    for block in files:
+        (folder / block["name"]).write_text(block["body"].replace(README_PORT, str(port)))
     script = ["set -euo pipefail"]
     commands = []
     for mark, body in blocks():
@@ -191,6 +202,18 @@ def test_the_readme_examples_run_against_the_bundled_server(
     assert [row.split(",")[0] for row in rows[1:]] == paying
     assert all(row.split(",")[2] not in ("", "free") for row in rows[1:])
     check_sql_examples(folder / "intercom.db", ws)
+    # "Many workspaces": each workspace in its own file beside fleet.db.
+    acme = sqlite3.connect(folder / "fleet-acme.db")
+    globex = sqlite3.connect(folder / "fleet-globex.db")
+    try:
+        members = "SELECT id FROM list_members WHERE list = ? ORDER BY position"
+        assert [r[0] for r in acme.execute(members, ("users?tag_id=100003",))] == newsletter
+        assert [r[0] for r in globex.execute(members, ("users?tag_id=100013",))] == users(
+            "tag_id", "100013"
+        )
+    finally:
+        acme.close()
+        globex.close()
 
 
 def check_sql_examples(path: Path, ws: Workspace) -> None:

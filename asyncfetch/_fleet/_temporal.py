@@ -28,6 +28,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import anyio
 from temporalio import activity
@@ -62,6 +63,7 @@ __all__ = [
 ]
 
 _RETRYABLE = "AsyncFetchRetryable"
+STICKY_TIMEOUT = timedelta(seconds=2)
 
 
 async def connect(target: str) -> Client:
@@ -194,6 +196,11 @@ async def run_worker(target: str, *, task_queue: str, db_url: str) -> None:
         workflows=[SyncWorkspace],
         activities=[activities.sync_list],
         workflow_runner=_runner(),
+        # A workflow's next task waits this long for the worker that ran its last
+        # one (its cache) before any worker may take it: a dead worker's
+        # workflows move on after 2 s instead of the SDK's 10 (their histories
+        # are a few events, replayed in no time).
+        sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
     )
     await worker.run()
 
