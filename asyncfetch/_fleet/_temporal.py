@@ -251,13 +251,19 @@ async def wait_fleet(
     async def watch(
         outcome: WorkspaceOutcome, handle: WorkflowHandle[SyncWorkspace, WorkspaceProgress]
     ) -> None:
+        shown = [0]  # the lists reported so far
         async with anyio.create_task_group() as group:
-            group.start_soon(_report_progress, outcome.name, handle, on_progress)
+            group.start_soon(_report_progress, outcome.name, handle, on_progress, shown)
             try:
                 result = await handle.result()
+                # What finished between the last query and the end.
+                _show_done(outcome.name, result, on_progress, shown)
                 outcomes[outcome.name] = WorkspaceOutcome(
                     outcome.name, outcome.workflow_id, outcome.started, progress=result
                 )
+            except RPCError as exc:
+                reason = " ".join(str(exc).split())
+                raise FleetError(f"{outcome.name}: lost the Temporal server: {reason}") from None
             except WorkflowFailureError as exc:
                 cause = exc.cause
                 reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
@@ -279,20 +285,29 @@ async def _report_progress(
     name: str,
     handle: WorkflowHandle[SyncWorkspace, WorkspaceProgress],
     on_progress: Callable[[str, str], None],
+    shown: list[int],
 ) -> None:
-    shown = 0
     while True:
         await anyio.sleep(0.5)
         try:
             progress = await handle.query(SyncWorkspace.progress)
-        except Exception:
+        except Exception:  # not yet picked up by a worker, or ended: next time
             continue
-        if progress is None:
-            continue
-        for report in progress.done[shown:]:
-            on_progress(
-                name,
-                f"{report.list_name} done ({len(progress.done)}/{progress.lists} lists): "
-                f"{report.pages:,} pages, {report.items:,} records",
-            )
-        shown = len(progress.done)
+        if progress is not None:
+            _show_done(name, progress, on_progress, shown)
+
+
+def _show_done(
+    name: str,
+    progress: WorkspaceProgress,
+    on_progress: Callable[[str, str], None],
+    shown: list[int],
+) -> None:
+    """A line for each list completed since the last one shown."""
+    for report in progress.done[shown[0] :]:
+        shown[0] += 1
+        on_progress(
+            name,
+            f"{report.list_name} done ({shown[0]}/{progress.lists} lists): "
+            f"{report.pages:,} pages, {report.items:,} records",
+        )

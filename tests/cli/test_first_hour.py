@@ -409,17 +409,24 @@ def test_serve_usage_errors_name_its_options(args: list[str], message: str) -> N
 def test_every_command_and_option_has_help() -> None:
     assert sorted(cli.commands) == sorted(
         ["users", "company-users", "companies", "contacts", "tags", "segments", "admins",
-         "serve", "demo", "pages"]
+         "serve", "demo", "pages", "fleet"]
     )  # fmt: skip
+    commands: list[tuple[tuple[str, ...], click.Command]] = []
     for name, command in cli.commands.items():
-        assert command.help, name
-        result = run(name, "--help")
+        commands.append(((name,), command))
+        if isinstance(command, click.Group):  # fleet: run, worker
+            assert sorted(command.commands) == ["run", "worker"]
+            commands.extend(((name, sub), each) for sub, each in command.commands.items())
+    for names, command in commands:
+        assert command.help, names
+        result = run(*names, "--help")
         assert result.returncode == 0, result.stderr
         for param in command.params:
             if param.param_type_name == "argument":  # click has no help for these:
-                assert str(param.name).upper() in command.help, (name, param.name)
+                shown = param.metavar or str(param.name).upper()
+                assert shown in command.help, (names, param.name)
                 continue
-            assert getattr(param, "help", None), f"{name} {param.opts[0]} has no help"
+            assert getattr(param, "help", None), f"{names} {param.opts[0]} has no help"
             assert param.opts[0] in result.stdout
 
 

@@ -143,6 +143,8 @@ def test_five_workspaces_survive_a_killed_worker(
     assert stderr == ""
     for name, _ in five_servers:
         assert f"{name}: started (workflow {workflow_id(name)})" in stdout
+        assert f"{name}: users done (1/2 lists): " in stdout
+        assert f"{name}: companies done (2/2 lists): " in stdout
         assert f"{name}: completed: " in stdout
     # Killed mid-run: the servers had pages left to serve.
     assert _served_pages(five_servers) > served_at_kill > 0
