@@ -189,6 +189,9 @@ def _workspace(table: object, where: str) -> WorkspaceSpec:
             f"{where}: name {name!r}: letters, digits, '-' and '_' only "
             f"(at most {_LONGEST_NAME}): it names a schema or a file"
         )
+    if name.casefold() in ("public", "information_schema") or name.casefold().startswith("pg_"):
+        # PostgreSQL's own schemas (and the one a plain --db run writes).
+        raise FleetConfigError(f"{where}: name {name!r} is PostgreSQL's own schema: pick another")
     token_env = table["token_env"]
     if not isinstance(token_env, str) or not _ENV_NAME.fullmatch(token_env):
         raise FleetConfigError(

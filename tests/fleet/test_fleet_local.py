@@ -149,6 +149,11 @@ def test_local_puts_each_workspace_in_its_own_postgresql_schema(
             "it names a schema or a file",
         ),
         (
+            "[[workspace]]\nname='Public'\ntoken_env='A_TOKEN'\nlists=['users']\n",
+            "FLEET.toml: workspace 'Public': name 'Public' is PostgreSQL's own schema: "
+            "pick another",
+        ),
+        (
             "[[workspace]]\nname='a'\ntoken_env='A_TOKEN'\nlists=['users']\n"
             "[[workspace]]\nname='A'\ntoken_env='B_TOKEN'\nlists=['users']\n",
             "FLEET.toml: workspace 2: the name 'A' is taken by an earlier workspace ('a'): "
