@@ -27,6 +27,7 @@ from asyncfetch._fleet._temporal_workflow import SyncWorkspace, WorkspaceProgres
 from asyncfetch.testing import FaultConfig, ServerConfig, ServerThread
 
 from ..postgres_cluster import PostgresUrl
+from ..sink.db import query
 from .conftest import StartWorkers, clean_env, fleet_command
 from .helpers import assert_tables_exact, fleet_toml
 
@@ -151,6 +152,12 @@ def test_five_workspaces_survive_a_killed_worker(
 
     for name, server in five_servers:
         assert_tables_exact(postgres_database_url, server, LISTS, schema=name)
+        # Each list one run, complete: a retried list continued its run (from the
+        # database's record of its last page), it did not start another.
+        runs = query(
+            postgres_database_url, f'SELECT list, status FROM "{name}".sync_runs ORDER BY list'
+        )
+        assert runs == [("companies", "complete"), ("users", "complete")], name
         # Each server's own limit, advertised, was never exceeded.
         assert server.stats.statuses[429] == 0, name
     faulty = five_servers[2][1]
