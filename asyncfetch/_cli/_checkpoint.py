@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -48,7 +48,17 @@ class Checkpoint:
     """The list's ``total_count`` when a page was last written (``None``: not given)."""
 
     def save(self, path: str) -> None:
-        data = orjson.dumps({"version": _VERSION, **asdict(self)})
+        # Not dataclasses.asdict: it deep-copies the fingerprint, for nothing.
+        data = orjson.dumps(
+            {
+                "version": _VERSION,
+                "fingerprint": self.fingerprint,
+                "pages": self.pages,
+                "items": self.items,
+                "offset": self.offset,
+                "total_count": self.total_count,
+            }
+        )
         temporary = path + ".tmp"
         with open(temporary, "wb") as file:
             file.write(data)
