@@ -1,0 +1,75 @@
+"""Which event loop a command runs on: uvloop where it is installed, asyncio's own elsewhere.
+
+uvloop (libuv under asyncio's API) does a request's socket and scheduling
+work in C instead of asyncio's Python: less CPU per page for the client and
+the bare aiohttp loop alike (README, "Benchmarks", measures both). It is a
+dependency on the platforms it supports (CPython, not Windows: the marker in
+pyproject.toml), so ``auto``, the default, finds it there and falls back
+to the standard loop elsewhere. ``--loop asyncio`` keeps the standard loop;
+``--loop uvloop`` where it is not installed is a usage error (exit 2)
+before anything is sent.
+
+The choice is checked by the option's callback and kept in the click
+context of the invocation (``ctx.meta``), so every ``run`` of that command
+uses it and nothing leaks into the next invocation in the same process
+(``CliRunner``). Commands without the option (``tags``, ``demo``…) run on
+the ``auto`` choice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, TypeVar
+
+import click
+
+__all__ = ["LOOPS", "choose_loop", "run"]
+
+T = TypeVar("T")
+
+LOOPS: Final = ("auto", "asyncio", "uvloop")
+_KEY: Final = "asyncfetch.loop"
+
+logger = logging.getLogger("asyncfetch")
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+
+def _uvloop_factory() -> LoopFactory | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def choose_loop(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--loop``'s callback: check the choice, keep its loop factory for ``run``."""
+    factory = None if value == "asyncio" else _uvloop_factory()
+    if value == "uvloop" and factory is None:
+        from ._run import LineUsageError
+
+        raise LineUsageError(
+            "--loop uvloop: uvloop is not installed (pip install uvloop; it runs on "
+            "CPython on Linux and macOS), or use --loop asyncio"
+        )
+    ctx.meta[_KEY] = factory
+    return value
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)`` on the loop the command chose (``auto`` when it has no
+    ``--loop``): the same Ctrl-C handling, the same shutdown."""
+    ctx = click.get_current_context(silent=True)
+    factory = ctx.meta[_KEY] if ctx is not None and _KEY in ctx.meta else _uvloop_factory()
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(_logged(main))
+
+
+async def _logged(main: Coroutine[Any, Any, T]) -> T:
+    if logger.isEnabledFor(logging.DEBUG):
+        loop = type(asyncio.get_running_loop())
+        logger.debug("event loop: %s.%s", loop.__module__, loop.__qualname__)
+    return await main
