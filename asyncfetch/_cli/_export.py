@@ -105,8 +105,10 @@ async def export(
     try:
         async for page in pages:
             items = page.items
-            offset += out.write(header + fmt.page(items, written_before=written))
-            header = b""
+            data = fmt.page(items, written_before=written)
+            if header:
+                data, header = header + data, b""
+            offset += out.write(data)
             written += len(items)
             pages_now += 1
             items_now += len(items)

@@ -6,6 +6,7 @@ the running loop itself."""
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -105,3 +106,28 @@ def test_auto_without_uvloop_runs_on_asyncio(
     assert result.returncode == 0, result.stderr
     assert ASYNCIO in result.stderr
     assert [orjson.loads(line)["id"] for line in out.read_bytes().splitlines()] == expected(server)
+
+
+def test_a_run_collects_garbage_less_often_and_puts_the_settings_back() -> None:
+    """The CLI's runs raise the youngest generation's threshold and freeze what the
+    imports made (``_cli/_loop.py``); a process running the CLI in process gets its
+    own settings back, however the run ends."""
+    from asyncfetch._cli._loop import GC_THRESHOLD, run
+
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    assert frozen == 0  # pytest freezes nothing
+
+    async def during() -> tuple[tuple[int, int, int], int]:
+        return gc.get_threshold(), gc.get_freeze_count()
+
+    threshold, frozen_during = run(during())
+    assert threshold == (max(GC_THRESHOLD, before[0]), *before[1:])
+    assert frozen_during > frozen
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, frozen)
+
+    async def failing() -> None:
+        raise RuntimeError("the fetch failed")
+
+    with pytest.raises(RuntimeError, match="the fetch failed"):
+        run(failing())
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, frozen)
