@@ -38,8 +38,72 @@ CLIENTS = ("asyncfetch", "bare", "asyncfetch-cli", "bare-jsonl")
 BASELINE = {"asyncfetch": "bare", "asyncfetch-cli": "bare-jsonl"}
 
 
-def instructions(job: dict[str, Any]) -> int:
-    """Instructions the worker process executed for ``job`` (callgrind's ``Ir``)."""
+# Parts of a page's instructions, by where callgrind found them: the function's
+# name first (the garbage collector lives in the interpreter), then its ELF object.
+PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("garbage collector", ("fn:gc_", "fn:visit_", "fn:subtract_refs", "fn:move_", "fn:update_refs",
+                           "fn:deduce_unreachable", "fn:_PyObject_GC_", "fn:gc_collect")),
+    ("orjson (parse, serialise)", ("ob:orjson",)),
+    ("uvloop and libuv", ("ob:uvloop",)),
+    ("aiohttp, multidict, yarl, propcache C extensions",
+     ("ob:aiohttp", "ob:multidict", "ob:yarl", "ob:propcache", "ob:frozenlist")),
+    ("libc (memory, bytes, system call wrappers)", ("ob:libc", "ob:libm", "ob:ld-linux")),
+    ("CPython: the interpreter running Python code, objects", ("ob:python", "ob:libpython")),
+)  # fmt: skip
+
+
+def _part(obj: str, fn: str) -> str:
+    for part, keys in PARTS:
+        for key in keys:
+            kind, _, text = key.partition(":")
+            if fn.startswith(text) if kind == "fn" else text in obj.rsplit("/", 1)[-1]:
+                return part
+    return "other (asyncio's _asyncio, _socket, select, ...)"
+
+
+def _by_part(out: str) -> dict[str, int]:
+    """Exclusive instructions by part, from a callgrind output file (name compression
+    and call lines as documented in valgrind's "Callgrind Format Specification")."""
+    names: dict[str, str] = {}
+    parts: dict[str, int] = {}
+    obj = fn = ""
+    skip_next = False
+
+    def name(value: str) -> str:
+        value = value.strip()
+        if value.startswith("("):
+            key, _, rest = value.partition(")")
+            if rest.strip():
+                names[key] = rest.strip()
+            return names.get(key, "")
+        return value
+
+    current = ""
+    with open(out) as file:
+        for line in file:
+            if line.startswith("ob="):
+                obj = name(line[3:])
+            elif line.startswith("fn="):
+                fn = name(line[3:])
+                current = _part(obj, fn)
+            elif line.startswith(("cob=", "cfn=", "cfi=", "cfl=")):
+                if line.startswith(("cob=", "cfn=")):
+                    name(line[4:])  # learn the compressed name
+            elif line.startswith("calls="):
+                skip_next = True  # the next cost line is the call's inclusive cost
+            elif line[:1].isdigit() or line[:1] in "+-*":
+                if skip_next:
+                    skip_next = False
+                    continue
+                fields = line.split()
+                if len(fields) >= 2:
+                    parts[current] = parts.get(current, 0) + int(fields[1])
+    return parts
+
+
+def instructions(job: dict[str, Any]) -> tuple[int, dict[str, int]]:
+    """Instructions the worker process executed for ``job`` (callgrind's ``Ir``),
+    in all and by part."""
     with tempfile.TemporaryDirectory(prefix="asyncfetch-callgrind-") as folder:
         out = os.path.join(folder, "callgrind.out")
         command = [
@@ -53,14 +117,18 @@ def instructions(job: dict[str, Any]) -> int:
         with open(out) as file:
             for line in file:
                 if line.startswith(("summary:", "totals:")):
-                    return int(line.split()[1])
+                    return int(line.split()[1]), _by_part(out)
     raise RuntimeError("no totals in callgrind's output")
 
 
-def per_page(job: dict[str, Any], lists: int, more: int, pages: int) -> float:
-    low = instructions({**job, "lists": lists, "expect_pages": pages})
-    high = instructions({**job, "lists": lists + more, "expect_pages": pages})
-    return (high - low) / (more * pages)
+def per_page(job: dict[str, Any], lists: int, more: int, pages: int) -> dict[str, float]:
+    """Instructions per page, in all (``"total"``) and by part."""
+    low, low_parts = instructions({**job, "lists": lists, "expect_pages": pages})
+    high, high_parts = instructions({**job, "lists": lists + more, "expect_pages": pages})
+    figures = {"total": (high - low) / (more * pages)}
+    for part in sorted(set(low_parts) | set(high_parts)):
+        figures[part] = (high_parts.get(part, 0) - low_parts.get(part, 0)) / (more * pages)
+    return figures
 
 
 def main() -> None:
@@ -79,7 +147,7 @@ def main() -> None:
     spec = ServerSpec(users=args.per_page * args.pages, rate_limit=1_000_000_000)
     with contextlib.ExitStack() as stack:
         base_url = args.base_url or stack.enter_context(bench_servers({"cpu": spec}))["cpu"]
-        figures: dict[str, dict[str, float]] = {}
+        figures: dict[str, dict[str, dict[str, float]]] = {}
         for loop in args.loops:
             for client in args.clients:
                 job = {
@@ -92,18 +160,26 @@ def main() -> None:
                 figures.setdefault(client, {})[loop] = per_page(
                     job, args.lists, args.more, args.pages
                 )
-                print(f"{client:<15} {loop:<8} {figures[client][loop]:>12,.0f} instructions "
-                      "per page", file=sys.stderr, flush=True)  # fmt: skip
+                print(f"{client:<15} {loop:<8} {figures[client][loop]['total']:>12,.0f} "
+                      "instructions per page", file=sys.stderr, flush=True)  # fmt: skip
     print(f"\n{args.per_page}-item pages, concurrency {args.concurrency}, instructions per page "
           "(callgrind, start-up subtracted):\n")  # fmt: skip
     print("| client | " + " | ".join(args.loops) + " | ÷ its baseline |")
     print("| --- | " + " | ".join("---:" for _ in args.loops) + " | ---: |")
     for client, by_loop in figures.items():
         base = figures.get(BASELINE.get(client, ""), {})
-        ratios = [f"{by_loop[loop] / base[loop]:.2f} ({loop})" for loop in args.loops
-                  if loop in base and loop in by_loop]  # fmt: skip
-        cells = [f"{by_loop[loop]:,.0f}" for loop in args.loops]
+        ratios = [f"{by_loop[loop]['total'] / base[loop]['total']:.2f} ({loop})"
+                  for loop in args.loops if loop in base and loop in by_loop]  # fmt: skip
+        cells = [f"{by_loop[loop]['total']:,.0f}" for loop in args.loops]
         print(f"| {client} | " + " | ".join(cells) + f" | {', '.join(ratios) or '—'} |")
+    columns = [(client, loop) for loop in args.loops for client in figures]
+    parts = sorted({p for c, lp in columns for p in figures[c][lp]} - {"total"})
+    print("\nBy part (thousands of instructions per page):\n")
+    print("| part | " + " | ".join(f"{c} ({lp})" for c, lp in columns) + " |")
+    print("| --- | " + " | ".join("---:" for _ in columns) + " |")
+    for part in [*parts, "total"]:
+        cells = [f"{figures[c][lp].get(part, 0) / 1000:,.0f}" for c, lp in columns]
+        print(f"| {part} | " + " | ".join(cells) + " |")
     if args.out:
         args.out.write_text(json.dumps({"args": vars(args) | {"out": str(args.out)},
                                         "per_page": figures}, indent=1) + "\n")  # fmt: skip
