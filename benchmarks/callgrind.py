@@ -43,22 +43,25 @@ BASELINE = {"asyncfetch": "bare", "asyncfetch-cli": "bare-jsonl"}
 PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("garbage collector", ("fn:gc_", "fn:visit_", "fn:subtract_refs", "fn:move_", "fn:update_refs",
                            "fn:deduce_unreachable", "fn:_PyObject_GC_", "fn:gc_collect")),
-    ("orjson (parse, serialise)", ("ob:orjson",)),
-    ("uvloop and libuv", ("ob:uvloop",)),
+    ("orjson (parse, serialise)", ("ob:/orjson/",)),
+    ("_json.py's exact-integer check (bytes.translate)", ("fn:bytes_translate",)),
+    ("uvloop and libuv", ("ob:/uvloop/",)),
     ("aiohttp, multidict, yarl, propcache C extensions",
-     ("ob:aiohttp", "ob:multidict", "ob:yarl", "ob:propcache", "ob:frozenlist")),
-    ("libc (memory, bytes, system call wrappers)", ("ob:libc", "ob:libm", "ob:ld-linux")),
-    ("CPython: the interpreter running Python code, objects", ("ob:python", "ob:libpython")),
+     ("ob:/aiohttp/", "ob:/multidict/", "ob:/yarl/", "ob:/propcache/", "ob:/frozenlist/")),
+    ("libc (memory, bytes, system call wrappers)", ("ob:/libc.", "ob:/libm.", "ob:/ld-linux")),
+    ("CPython: the interpreter running Python code, its objects, its C modules", ("ob:/",)),
 )  # fmt: skip
 
 
 def _part(obj: str, fn: str) -> str:
+    """The part of ``PARTS`` a function belongs to, by its name, else by its object's
+    path (site-packages/uvloop/loop.cpython-311-….so is uvloop's)."""
     for part, keys in PARTS:
         for key in keys:
             kind, _, text = key.partition(":")
-            if fn.startswith(text) if kind == "fn" else text in obj.rsplit("/", 1)[-1]:
+            if fn.startswith(text) if kind == "fn" else text in obj:
                 return part
-    return "other (asyncio's _asyncio, _socket, select, ...)"
+    return "other"
 
 
 def _by_part(out: str) -> dict[str, int]:
