@@ -1,8 +1,9 @@
 """Which event loop a command runs on: uvloop where it is installed, asyncio's own elsewhere.
 
-uvloop (libuv under asyncio's API) does a request's socket and scheduling
-work in C instead of asyncio's Python: less CPU per page for the client and
-the bare aiohttp loop alike (README, "Benchmarks", measures both). It is a
+uvloop (libuv under asyncio's API) does the loop's share of each request
+(sockets, callbacks, timers) in C instead of asyncio's Python; the README's
+"Benchmarks" measure what that saves the client and the bare aiohttp loop (a
+few percent of the instructions per page on small pages). It is a
 dependency on the platforms it supports (CPython, not Windows: the marker in
 pyproject.toml), so ``auto``, the default, finds it there and falls back
 to the standard loop elsewhere. ``--loop asyncio`` keeps the standard loop;
