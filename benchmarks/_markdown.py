@@ -23,6 +23,7 @@ def markdown(
 ) -> str:
     reps = (
         f"latency {plan.latency_reps}, rate {plan.rate_reps}, CPU {plan.cpu_reps}, "
+        f"CPU small pages {plan.cpu_small_reps}, "
         f"memory {plan.memory_reps}, slow consumer {plan.slow_reps}, sink {plan.sink_reps}"
     )
     command = info.get("command") or (
@@ -60,6 +61,7 @@ def markdown(
     out += _latency_md(summary["latency"])
     out += _rate_md(summary["rate"])
     out += _cpu_md(summary["cpu"])
+    out += _cpu_md(summary.get("cpu_small", {}))
     out += _memory_md(summary["memory"])
     out += _slow_md(summary["slow_consumer"])
     out += _sink_md(summary.get("sink", {}))
@@ -151,21 +153,33 @@ def _rate_md(rate: dict[str, Any]) -> list[str]:
 def _cpu_md(cpu: dict[str, Any]) -> list[str]:
     if not cpu:
         return []
+    size = (
+        f"{cpu['pages']:,} pages of {cpu['per_page']}"
+        if cpu.get("pages")
+        else (f"{cpu['per_page']} per page")
+    )
     out = [
         "",
-        f"## CPU-bound: user objects of ~1.4 KB, {cpu['per_page']} per page, no latency",
+        f"## CPU-bound: user objects of ~1.4 KB, {size}, no latency",
         "",
         "CPU seconds (user + system) of the client process alone, over the fetch, per "
-        "1,000 pages, and how many of them the cyclic garbage collector took; each run "
-        "writes every item as JSON Lines to /dev/null (python-intercom builds its `User` "
-        "objects and writes nothing). CPU ÷ bare: the ratio of the medians and, in brackets, "
-        "the median of each repetition's ratio.",
+        "1,000 pages, and how many of them the cyclic garbage collector took. The library "
+        "clients write every item as JSON Lines to /dev/null (python-intercom builds its "
+        "`User` objects and writes nothing); `asyncfetch-cli` is `asyncfetch users --out "
+        "FILE` run in process (imports excluded; its lock, checkpoints, final fsync and "
+        "rename included) and `bare-jsonl` the bare loop writing the same JSON Lines into a "
+        "file. `+uvloop`: on uvloop's event loop. CPU ÷ baseline: against the bare loop on "
+        "the same event loop (`bare-jsonl` for the CLI); the ratio of the medians and, in "
+        "brackets, the median of each repetition's ratio. ÷ bare on asyncio: against the "
+        "baseline on asyncio's own loop, what changing the loop gains.",
         "",
     ]
     rows = [
         [
             client,
+            c["baseline"],
             f"{fmt(c['vs_bare'], 3)} ({fmt(c['vs_bare_paired'], 3)})",
+            f"{fmt(c['vs_bare_asyncio'], 3)} ({fmt(c['vs_bare_asyncio_paired'], 3)})",
             f"{c['cpu_per_1000_pages']:.3f}",
             f"{c['gc_per_1000_pages']:.3f}",
             f"{c['wall_per_1000_pages']:.3f}",
@@ -174,10 +188,24 @@ def _cpu_md(cpu: dict[str, Any]) -> list[str]:
         for client, c in cpu["clients"].items()
     ]
     out += _table(
-        ["client", "CPU ÷ bare (paired)", "CPU s / 1,000 pages", "of which GC",
-         "wall s / 1,000 pages", "pages per run"],
+        ["client", "baseline", "CPU ÷ baseline (paired)", "÷ baseline on asyncio (paired)",
+         "CPU s / 1,000 pages", "of which GC", "wall s / 1,000 pages", "pages per run"],
         rows,
+        "llrrrrrr",
     )  # fmt: skip
+    costs = [
+        f"{fmt(cost['us_per_page'], 0)} µs per page on {loop} "
+        f"({fmt((cost['share_of_cli'] or 0) * 100, 0)}% of the CLI's CPU)"
+        for loop, cost in cpu.get("cli_cost", {}).items()
+        if cost["us_per_page"] is not None
+    ]
+    if costs:
+        out += [
+            "",
+            "The CLI's own cost (formatting and writing the file, checkpoints, progress and "
+            "stats, option parsing, the loop's start and end): its CPU per page less the "
+            "library's, paired by repetition: " + "; ".join(costs) + ".",
+        ]
     return out
 
 

@@ -1,4 +1,4 @@
-"""The six scenarios: which servers they need, which client runs they make.
+"""The seven scenarios: which servers they need, which client runs they make.
 
 Every measurement is one client run in a fresh worker process
 (``_worker.py``) against a server in a process of its own (``_serve.py``).
@@ -24,6 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -52,6 +53,14 @@ RATE_CONCURRENCY = 16
 
 CPU_LIST_PAGES = 200
 """The CPU scenario's list: all 10,000 users, 200 pages of 50 (Intercom's record cap)."""
+CPU_SMALL_PER_PAGE = 5
+CPU_SMALL_PAGES = 1_800
+"""The small-page CPU scenario's list: 9,000 users, 1,800 pages of 5 (issue 12)."""
+LOOPS = ("asyncio", "uvloop")
+"""The event loops the CPU scenarios run asyncfetch, its CLI and the bare loop on."""
+LOOP_CLIENTS = ("asyncfetch", "asyncfetch-cli", "bare", "bare-jsonl")
+"""The clients the CPU scenarios run on each of ``LOOPS``: the library and its bare
+loop, the CLI and the bare loop writing the same JSON Lines file."""
 CONCURRENCY = 16
 """asyncfetch's default; the concurrency of every scenario but the latency-bound one."""
 
@@ -91,6 +100,9 @@ class Plan:
     sink_pages: int = 200
     """The sink scenario: all users, this many pages of 50, into each backend."""
     sink_reps: int = 5
+    cpu_small_lists: int = 2
+    """The small-page CPU scenario fetches its 1,800-page list this many times a run."""
+    cpu_small_reps: int = 9
 
 
 FULL = Plan(
@@ -118,7 +130,7 @@ QUICK = Plan(
     latency_reps=1,
     rate_pages=100,
     rate_reps=1,
-    cpu_lists=2,
+    cpu_lists=1,  # the CLI, the bare loop into a file and both loops: 10 runs, not 4
     cpu_reps=1,
     cpu_python_intercom=False,
     memory_sizes=(200, 1_000, 2_000),
@@ -129,6 +141,8 @@ QUICK = Plan(
     slow_reps=1,
     sink_pages=20,
     sink_reps=1,
+    cpu_small_lists=1,
+    cpu_small_reps=1,
 )
 
 
@@ -147,6 +161,7 @@ def server_specs(plan: Plan, scenarios: Iterable[str] | None = None) -> dict[str
             rate_window=RATE_WINDOW,
         ),
         "cpu": ServerSpec(users=PER_PAGE * CPU_LIST_PAGES, rate_limit=NO_LIMIT),
+        "cpu-small": ServerSpec(users=CPU_SMALL_PER_PAGE * CPU_SMALL_PAGES, rate_limit=NO_LIMIT),
         "slow": ServerSpec(
             users=plan.slow_per_page * plan.slow_pages,
             latency_ms=LATENCY_MS,
@@ -204,14 +219,17 @@ class Runner:
             process.join()
         if not result.get("handoffs"):
             result.pop("handoffs", None)
-        run = {"scenario": scenario, "case": case, "client": job.client, "rep": rep, **result}
+        # A client on uvloop is a client of its own in the tables: "bare+uvloop".
+        client = job.client + ("+uvloop" if job.loop == "uvloop" else "")
+        run = {"scenario": scenario, "case": case, "client": client, "loop": job.loop,
+               "rep": rep, **result}  # fmt: skip
         self.runs.append(run)
         shown = f"{result['seconds']:.3f} s" if "seconds" in result else ""
         if result.get("error"):
             shown += f" FAILED: {result['error']}"
         print(
             f"[{time.monotonic() - self.started:6.1f} s] {scenario:<14} {case:<12} "
-            f"{job.client:<18} rep {rep + 1}: {shown}",
+            f"{client:<22} rep {rep + 1}: {shown}",
             file=sys.stderr,
             flush=True,
         )
@@ -231,10 +249,23 @@ def _largest_tag_id(base_url: str) -> str:
     return str(next(tag["id"] for tag in tags if tag["name"] == "newsletter"))
 
 
+def _total_pages(base_url: str, params: dict[str, str], per_page: int) -> int:
+    """The list's ``pages.total_pages``, as its page 1 says."""
+    query = urllib.parse.urlencode({**params, "per_page": per_page})
+    request = urllib.request.Request(
+        f"{base_url}/users?{query}", headers={"Authorization": "Bearer bench"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(json.loads(response.read())["pages"]["total_pages"])
+
+
 def run_latency(plan: Plan, urls: dict[str, str], runner: Runner) -> None:
-    """latency_pages pages of 50 users of one tag, 50 ms per request."""
+    """The pages of 50 users of the largest tag (about latency_pages: the workspace
+    decides the tag's size, so the runs expect what its page 1 says), 50 ms per
+    request."""
     base_url = urls["latency"]
     tag = {"tag_id": _largest_tag_id(base_url)}
+    pages = _total_pages(base_url, tag, PER_PAGE)
     cases: list[tuple[str, str, int | None]] = [
         (f"c={c}", client, c)
         for c in CONCURRENCIES
@@ -249,7 +280,7 @@ def run_latency(plan: Plan, urls: dict[str, str], runner: Runner) -> None:
                 params=tag,
                 per_page=PER_PAGE,
                 concurrency=concurrency,
-                expect_pages=plan.latency_pages,
+                expect_pages=pages,
             )
             runner.measure("latency", case, rep, job)
 
@@ -279,14 +310,25 @@ def run_rate(plan: Plan, urls: dict[str, str], runner: Runner) -> None:
             runner.measure("rate", "rate", rep, job)
 
 
+def _loop_cases(clients: Iterable[str]) -> list[tuple[str, str]]:
+    """(client, loop): each of ``LOOP_CLIENTS`` on every loop, the others on asyncio's."""
+    return [
+        (client, loop)
+        for client in clients
+        for loop in (LOOPS if client in LOOP_CLIENTS else ("asyncio",))
+    ]
+
+
 def run_cpu(plan: Plan, urls: dict[str, str], runner: Runner) -> None:
     """The 200-page list of all users (50 per page, ~1.4 KB each), no latency, fetched
-    cpu_lists times per run; python-intercom (slow) fetches it once."""
-    clients = ["asyncfetch", "bare", "aiometer", "gather"]
+    cpu_lists times per run; python-intercom (slow) fetches it once. The library, the
+    CLI and the bare loops on both event loops; the other baselines on asyncio's."""
+    clients = [*LOOP_CLIENTS, "aiometer", "gather"]
     if plan.cpu_python_intercom:
         clients.append("python-intercom")
+    cases = _loop_cases(clients)
     for rep in range(plan.cpu_reps):
-        for client in _shuffled(clients, rep):
+        for client, loop in _shuffled(cases, rep):
             job = Job(
                 client=client,
                 base_url=urls["cpu"],
@@ -294,8 +336,27 @@ def run_cpu(plan: Plan, urls: dict[str, str], runner: Runner) -> None:
                 concurrency=None if client == "gather" else CONCURRENCY,
                 lists=1 if client == "python-intercom" else plan.cpu_lists,
                 expect_pages=CPU_LIST_PAGES,
+                loop=loop,
             )
             runner.measure("cpu", "cpu", rep, job)
+
+
+def run_cpu_small(plan: Plan, urls: dict[str, str], runner: Runner) -> None:
+    """1,800 pages of 5 users, no latency, fetched cpu_small_lists times per run: the
+    per-request cost. The library, the CLI and the bare loops, on both event loops."""
+    cases = _loop_cases(LOOP_CLIENTS)
+    for rep in range(plan.cpu_small_reps):
+        for client, loop in _shuffled(cases, rep):
+            job = Job(
+                client=client,
+                base_url=urls["cpu-small"],
+                per_page=CPU_SMALL_PER_PAGE,
+                concurrency=CONCURRENCY,
+                lists=plan.cpu_small_lists,
+                expect_pages=CPU_SMALL_PAGES,
+                loop=loop,
+            )
+            runner.measure("cpu-small", "cpu-small", rep, job)
 
 
 def run_memory(plan: Plan, urls: dict[str, str], runner: Runner) -> None:
@@ -434,6 +495,7 @@ SCENARIOS = {
     "latency": run_latency,
     "rate": run_rate,
     "cpu": run_cpu,
+    "cpu-small": run_cpu_small,
     "memory": run_memory,
     "slow-consumer": run_slow_consumer,
     "sink": run_sink,

@@ -33,7 +33,10 @@ from typing import Any
 
 import intercom.client  # noqa: F401  (imported by every run alike, used by one client)
 import orjson
+import uvloop
 from _clients import ASYNC_CLIENTS, SYNC_CLIENTS, Consumer, Job
+
+import asyncfetch._cli  # noqa: F401  (the CLI's modules, click and rich: imported once, too)
 
 
 def peak_rss_kib() -> int:
@@ -77,6 +80,15 @@ async def _timed(fetch: Coroutine[Any, Any, None], clock: Clock) -> None:
         await fetch
 
 
+def _runner(loop: str) -> asyncio.Runner:
+    """``asyncio.run``'s runner on asyncio's own loop or on uvloop's."""
+    if loop == "uvloop":
+        return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    if loop != "asyncio":
+        raise ValueError(f"unknown loop {loop!r}")
+    return asyncio.Runner()
+
+
 def run(job: Job) -> dict[str, Any]:
     rss_before = peak_rss_kib()
     result: dict[str, Any] = {"error": None}
@@ -90,7 +102,8 @@ def run(job: Job) -> dict[str, Any]:
                 with clock:
                     SYNC_CLIENTS[job.client](job, consumer)
             else:
-                asyncio.run(_timed(ASYNC_CLIENTS[job.client](job, consumer), clock))
+                with _runner(job.loop) as runner:
+                    runner.run(_timed(ASYNC_CLIENTS[job.client](job, consumer), clock))
         except Exception as exc:  # reported, not hidden: the table shows the failure
             result["error"] = f"{type(exc).__name__}: {exc}"[:300]
         result["seconds"] = clock.seconds

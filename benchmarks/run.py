@@ -2,7 +2,7 @@
 
     python benchmarks/run.py            # the full run (~15 minutes), into benchmarks/results/
     python benchmarks/run.py --quick    # under a minute, into benchmarks/results/quick/
-    python benchmarks/run.py --only latency cpu --out /tmp/bench
+    python benchmarks/run.py --only latency cpu cpu-small --out /tmp/bench
     python benchmarks/run.py --only sink --out benchmarks/results/sink
     python benchmarks/run.py --report-only    # rebuild results.md and plots from results.json
 
@@ -22,7 +22,11 @@ The scenarios (``_scenarios.py``):
   window; asyncfetch gets no rate option;
 - CPU-bound: 2,000 pages of 50 realistic users (~1.4 KB) with no latency;
   CPU seconds of the client process per 1,000 pages, every item written as
-  JSON Lines by every client;
+  JSON Lines by every client; the library, the CLI (``asyncfetch users --out
+  FILE``, in process) and the bare loop (into /dev/null, and into a file for
+  the CLI's comparison), each on asyncio's loop and on uvloop;
+- CPU-bound, small pages: the same for 1,800 pages of 5 users, where the
+  per-request cost shows;
 - memory: peak RSS of the client process for lists of 1,000, 10,000 and
   50,000 pages;
 - slow consumer: 1 ms per item; pages requested ahead of the consumer and
@@ -47,6 +51,8 @@ within the cap (1,000 and 10,000 pages) beside it. One user per page keeps
 the largest workspace at 50,000 users (2 s to generate) and the gather
 baseline, which holds every page, at a few hundred MiB.
 
+Instructions per page, repeatable on a busy machine: ``benchmarks/callgrind.py``;
+profiled CPU per page by part of the hot path: ``benchmarks/profile_parts.py``.
 To profile one client run, run the worker alone against a server, e.g.:
 
     python benchmarks/_serve.py --port 8001 --users 10000 --rate-limit 1000000000 &

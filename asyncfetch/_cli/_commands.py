@@ -7,7 +7,6 @@ no traceback); 2 a usage error, reported before any request is sent;
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import sys
 from collections.abc import Callable
@@ -17,6 +16,7 @@ import click
 
 from .. import DEFAULT_BASE_URL, IntercomClient, Retries, __version__
 from ._fleet import fleet
+from ._loop import run as run_on_loop
 from ._options import fetch_options
 from ._pages import pages
 from ._run import (
@@ -382,7 +382,7 @@ def demo(out_path: str, users: int, latency_ms: float, concurrency: int) -> None
     from ._demo import run_demo
 
     with cli_errors():
-        asyncio.run(
+        run_on_loop(
             run_demo(out_path=out_path, users=users, latency_ms=latency_ms, concurrency=concurrency)
         )
 

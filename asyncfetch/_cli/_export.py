@@ -83,8 +83,10 @@ async def export(
     # file before a page has arrived.
     header = fmt.header() if resume_from is None else b""
     async for page in pages:
-        offset += out.write(header + fmt.page(page.items, written_before=written))
-        header = b""
+        data = fmt.page(page.items, written_before=written)
+        if header:  # the first page of a new file: no copy of the others for an empty one
+            data, header = header + data, b""
+        offset += out.write(data)
         written += len(page.items)
         pages_now += 1
         items_now += len(page.items)

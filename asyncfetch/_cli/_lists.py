@@ -9,7 +9,6 @@ environment variables and exit codes as the fetching commands.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import Any, Final
 
@@ -17,6 +16,7 @@ import click
 import orjson
 
 from .. import IntercomClient, Item, Retries
+from ._loop import run as run_on_loop
 from ._run import cli_errors
 from ._wording import count, option_message
 
@@ -55,7 +55,7 @@ def run_small_list(
     except ValueError as exc:
         raise click.UsageError(option_message(str(exc))) from None
     with cli_errors():
-        items = asyncio.run(_fetch(client, name))
+        items = run_on_loop(_fetch(client, name))
     if sys.stdout.isatty():
         _print_table(name, items)
         return

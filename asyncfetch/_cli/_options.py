@@ -4,8 +4,8 @@
 through the same transport and write their files the same way, so their
 ``--out``, ``--format``, ``--fields``, ``--concurrency``, ``--rate``,
 ``--timeout``, ``--retries``, ``--max-retry-wait``, ``--allow-insecure-http``,
-``--resume``, ``--restart``, ``--restart-on-change``, ``--stats``, ``-v`` and
-``-q`` are one definition here: a fix to one is a fix to all. What differs
+``--resume``, ``--restart``, ``--restart-on-change``, ``--stats``, ``--loop``,
+``-v`` and ``-q`` are one definition here: a fix to one is a fix to all. What differs
 stays with its command: Intercom's ``--token``, ``--base-url`` and
 ``--per-page`` (1 to 60) in ``_commands.py``; ``pages``' URL, ``--items``,
 page-count and ``--header`` options in ``_pages.py``.
@@ -25,6 +25,7 @@ import click
 
 from .. import Retries
 from ._formats import FORMATS
+from ._loop import LOOPS, choose_loop
 
 __all__ = ["fetch_options"]
 
@@ -130,6 +131,16 @@ def fetch_options(
             type=click.Path(dir_okay=False),
             default=None,
             help="Write the run's summary as JSON to this file.",
+        ),
+        click.option(
+            "--loop",
+            type=click.Choice(LOOPS),
+            default="auto",
+            show_default=True,
+            expose_value=False,
+            callback=choose_loop,
+            help="Event loop: uvloop (faster, where installed), asyncio's own, or auto: "
+            "uvloop if installed.",
         ),
         click.option("-v", "--verbose", count=True, help="-v: retries and pauses; -vv: requests."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr."),

@@ -14,7 +14,6 @@ printed, and the command a failure suggests to resume shows ``Name: ***``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shlex
 import sys
@@ -27,6 +26,7 @@ from yarl import URL
 from .. import PageNumbered, PagesClient, Retries
 from ._checkpoint import CheckpointMismatch
 from ._formats import OutputFormat, make_format
+from ._loop import run as run_on_loop
 from ._options import fetch_options
 from ._run import (
     LineUsageError,
@@ -260,7 +260,7 @@ def run_pages(
             resume_command=_again(secrets, "--resume") if resumable else None,
             restart_command=_again(secrets, "--restart") if resumable else None,
         ):
-            seconds = asyncio.run(fetch)
+            seconds = run_on_loop(fetch)
         _report(client, targets, seconds, stats_path=stats_path, quiet=quiet)
     finally:
         if lock is not None:

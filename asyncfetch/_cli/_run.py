@@ -44,6 +44,7 @@ from .._redact import SHORT_SECRET, redact
 from ._checkpoint import CheckpointMismatch, checkpoint_path
 from ._db import sync_to_db
 from ._formats import Csv, OutputFormat, make_format
+from ._loop import run as run_on_loop
 from ._progress import progress_board
 from ._sync import (
     FetchClient,
@@ -413,7 +414,7 @@ def _run(plan: FetchPlan, targets: list[Target[IntercomClient]]) -> float:
     show_progress = not plan.quiet and sys.stderr.isatty()
     if plan.db is not None:
         with cli_errors():
-            return asyncio.run(_fetch_db(plan, targets, show_progress))
+            return run_on_loop(_fetch_db(plan, targets, show_progress))
         raise AssertionError("unreachable: cli_errors exits")  # pragma: no cover
     fetch = _fetch(
         plan.client,
@@ -428,7 +429,7 @@ def _run(plan: FetchPlan, targets: list[Target[IntercomClient]]) -> float:
         resume_command=_resume_command(plan.token) if resumable else None,
         restart_command=_resume_command(plan.token, "--restart") if resumable else None,
     ):
-        return asyncio.run(fetch)
+        return run_on_loop(fetch)
     raise AssertionError("unreachable: cli_errors exits")  # pragma: no cover
 
 

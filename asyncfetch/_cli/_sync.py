@@ -42,7 +42,7 @@ from .. import (
     drop_repeated_ids,
 )
 from .._exceptions import PageLimitError
-from ._checkpoint import Checkpoint, checkpoint_path
+from ._checkpoint import Checkpoint, CheckpointWriter, checkpoint_path
 from ._export import ExportSummary, Progress, export
 from ._formats import OutputFormat
 from ._progress import ProgressBoard
@@ -444,30 +444,51 @@ async def _sync_one(
         checkpoint=checkpoint_file,
     )
     changes = listing.changes
+    writer = CheckpointWriter(checkpoint_file) if checkpoint_file else None
 
     def save(progress: Progress) -> None:
-        assert checkpoint_file is not None
+        assert writer is not None
         if listing.changes.method != "pages" and not fingerprint.get("scroll"):
             # Scroll batches are not numbered pages: the checkpoint stays at the
             # last numbered page (none, for a list scrolled from page 1 because it
             # was past the cap), and a resume from it refuses, goes on by page or
             # starts over. Only --scroll, in the fingerprint, resumes by batch.
+            writer.save_pending()  # that last numbered page, now
             return
-        Checkpoint(
-            fingerprint, progress.pages, progress.items, progress.offset, changes.last_total_count
-        ).save(checkpoint_file)
+        writer.offer(
+            Checkpoint(
+                fingerprint,
+                progress.pages,
+                progress.items,
+                progress.offset,
+                changes.last_total_count,
+            )
+        )
 
     try:
         async with listing:
-            target.summary = await export(
-                pages,
-                out,
-                fmt,
-                changes=changes,
-                resume_from=resumed,
-                on_page=board.track(target.spec.name, done_pages=resumed.pages if resumed else 0),
-                on_written=save if checkpoint_file else None,
-            )
+            try:
+                target.summary = await export(
+                    pages,
+                    out,
+                    fmt,
+                    changes=changes,
+                    resume_from=resumed,
+                    on_page=board.track(
+                        target.spec.name, done_pages=resumed.pages if resumed else 0
+                    ),
+                    on_written=save if writer else None,
+                )
+            except BaseException:
+                # A failure or Ctrl-C: the last whole page's checkpoint (the file
+                # holds it). One that cannot be saved (a full disk) leaves the
+                # earlier one, which claims less, and the first error.
+                if writer is not None:
+                    with contextlib.suppress(OSError):
+                        writer.save_pending()
+                raise
+            if writer is not None:
+                writer.save_pending()
         if resumed is not None:
             count_check_resumed(
                 target.spec.name,
