@@ -1,0 +1,146 @@
+"""Several processes, one token, one rate budget (issue 12): measured by the server.
+
+Real processes (the file lock is only the truth between processes) fetch a
+list each from ONE bundled server enforcing 50 requests per 1-second window;
+what is checked is what the server counted: the 429s it sent, the requests
+that fell in each window, and every record of every list, once, in order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from asyncfetch.testing import ServerThread
+
+from ..helpers import ids
+
+LIMIT = 50
+TOKEN = "tok_shared_budget_7f3a9c0e5b"
+
+# One process: fetch every user, page by page, and write what it got and sent.
+WORKER = """
+import asyncio, json, sys
+from asyncfetch import IntercomClient, Retries
+
+async def main(base_url, token, shared, out):
+    options = {"shared_budget": shared} if shared else {}
+    client = IntercomClient(
+        token=token, base_url=base_url, per_page=10, concurrency=8,
+        retries=Retries(attempts=20, max_wait=None), **options,
+    )
+    async with client:
+        got = [user["id"] async for user in client.users()]
+    with open(out, "w") as file:
+        json.dump({"ids": got, "requests": client.stats.requests}, file)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+@pytest.fixture
+def limited_server() -> Iterator[ServerThread]:
+    with ServerThread(users=400, rate_limit=LIMIT, rate_window_seconds=1, token=TOKEN) as server:
+        yield server
+
+
+def run_processes(server: ServerThread, count: int, shared: str, tmp_path: Path) -> list[list[str]]:
+    """Start ``count`` worker processes at once; return the ids each fetched."""
+    outs = [tmp_path / f"out-{n}.json" for n in range(count)]
+    env = {**os.environ, "PYTHONWARNINGS": "error"}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, server.base_url, TOKEN, shared, str(out)], env=env
+        )
+        for out in outs
+    ]
+    for process in processes:
+        assert process.wait(timeout=100) == 0
+    return [json.loads(out.read_text())["ids"] for out in outs]
+
+
+def assert_within_budget(server: ServerThread, *, most_429s: float) -> None:
+    stats = server.server.stats
+    throttled = stats.statuses[429]
+    assert throttled <= most_429s * stats.requests, (throttled, stats.requests)
+    # The server counts every request of a window, 429s included: none went over
+    # the limit by more than the 429s it sent.
+    assert max(stats.windows.values()) <= LIMIT + throttled, stats.windows
+
+
+@pytest.mark.parametrize("count", [2, 4])
+def test_processes_sharing_the_budget_file_stay_within_the_limit(
+    limited_server: ServerThread, count: int, tmp_path: Path
+) -> None:
+    expected = ids(limited_server.server.workspace.users)
+    fetched = run_processes(limited_server, count, str(tmp_path / "state"), tmp_path)
+    assert fetched == [expected] * count
+    stats = limited_server.server.stats
+    assert stats.statuses[429] == 0, stats.statuses
+    assert max(stats.windows.values()) <= LIMIT, stats.windows
+    # Every process's pages were fetched (at least 40 requests each).
+    assert stats.requests >= count * 40
+
+
+@pytest.mark.parametrize("count", [2, 4])
+def test_processes_with_headers_only_adapt_to_each_other(
+    limited_server: ServerThread, count: int, tmp_path: Path
+) -> None:
+    expected = ids(limited_server.server.workspace.users)
+    fetched = run_processes(limited_server, count, "", tmp_path)
+    assert fetched == [expected] * count
+    assert_within_budget(limited_server, most_429s=0.01)
+
+
+def test_an_unseen_spender_on_the_same_token_is_adapted_to(
+    limited_server: ServerThread, tmp_path: Path
+) -> None:
+    """Another program spends the token's budget at 20 requests a second; the
+    client sees it only in ``X-RateLimit-Remaining``."""
+    stop = threading.Event()
+    spent = []
+
+    def other_spender() -> None:
+        with requests.Session() as session:
+            session.headers["Authorization"] = f"Bearer {TOKEN}"
+            while not stop.is_set():
+                status = session.get(limited_server.base_url + "/admins", timeout=10).status_code
+                spent.append(status)
+                time.sleep(0.05)
+
+    spender = threading.Thread(target=other_spender)
+    spender.start()
+    try:
+        time.sleep(0.5)  # it is spending before the client starts
+        fetched = run_processes(limited_server, 1, "", tmp_path)
+    finally:
+        stop.set()
+        spender.join()
+    assert fetched == [ids(limited_server.server.workspace.users)]
+    assert len(spent) >= 10
+    assert_within_budget(limited_server, most_429s=0.01)
+
+
+def test_the_budget_file_never_holds_the_token(
+    limited_server: ServerThread, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    run_processes(limited_server, 1, str(state), tmp_path)
+    files = list(state.iterdir())
+    assert len(files) == 1
+    (budget,) = files
+    data = budget.read_bytes()
+    assert data, "the budget file was written"
+    assert TOKEN.encode() not in data
+    assert TOKEN not in budget.name
+    # Only its owner may read it.
+    assert budget.stat().st_mode & 0o077 == 0
