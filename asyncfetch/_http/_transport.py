@@ -181,7 +181,7 @@ class Transport:
         self._gate = asyncio.Semaphore(self._concurrency)
         self._limiter = _limiter_for(self._rate)
         if self._shared_budget is None:
-            self._budget = RateBudget(clock=self._clock)
+            self._budget = RateBudget(clock=self._clock, adaptive=True)
         else:
             self._budget = SharedRateBudget(self._shared_budget, clock=self._clock)
 
