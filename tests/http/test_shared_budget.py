@@ -14,11 +14,12 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from asyncfetch.testing import ServerThread
 
@@ -110,12 +111,17 @@ def test_an_unseen_spender_on_the_same_token_is_adapted_to(
     spent = []
 
     def other_spender() -> None:
-        with requests.Session() as session:
-            session.headers["Authorization"] = f"Bearer {TOKEN}"
-            while not stop.is_set():
-                status = session.get(limited_server.base_url + "/admins", timeout=10).status_code
-                spent.append(status)
-                time.sleep(0.05)
+        request = urllib.request.Request(
+            limited_server.base_url + "/admins", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        while not stop.is_set():
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    spent.append(response.status)
+            except urllib.error.HTTPError as error:
+                spent.append(error.code)
+                error.close()
+            time.sleep(0.05)
 
     spender = threading.Thread(target=other_spender)
     spender.start()
