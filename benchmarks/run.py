@@ -1,6 +1,6 @@
 """asyncfetch against what users run today and against the physical limits.
 
-    python benchmarks/run.py            # the full run (~15 minutes), into benchmarks/results/
+    python benchmarks/run.py            # the full run (~20 minutes), into benchmarks/results/
     python benchmarks/run.py --quick    # under a minute, into benchmarks/results/quick/
     python benchmarks/run.py --only latency cpu --out /tmp/bench
     python benchmarks/run.py --only sink --out benchmarks/results/sink
