@@ -32,8 +32,8 @@ lock held for those few system calls only, never across a request or an
 Nothing is reserved for good: the counter only grows, a ceiling is only ever
 learnt from a server's answer, and a new window is learnt afresh from its
 probe, so what a crashed process left behind stops mattering at the next
-window. State that names a window further ahead than the server's clock
-allows (a different server on the same URL, a test's clock) is dropped.
+window. State that names a window ending further ahead than one window's
+length (a different server on the same URL, a test's clock) is dropped.
 
 Where ``fcntl`` is missing (Windows), the budget is the process's own, as
 without this option, and a warning says so once.
@@ -74,8 +74,8 @@ _RECHECK_SECONDS = 0.5
 """A probe that still hit the old window: look again this much later."""
 _DEFAULT_WINDOW_SECONDS = 10.0
 """Intercom's window: how long a probe holds the others until a window's length is seen."""
-_MAX_AHEAD_SECONDS = 3600.0
-"""A stored reset further ahead of the server's clock than this belongs to another server."""
+_MAX_AHEAD_SECONDS = 86_400.0
+"""A reset further from the server's clock than this is not believed (as ``RateBudget``)."""
 
 SharedBudgetOption = bool | str | os.PathLike[str] | None
 
@@ -236,8 +236,10 @@ class SharedRateBudget(RateBudget):
         ``(0, seconds to wait before asking again)``."""
         with self._locked() as state:
             now = self.server_time()
-            if state.window > now + _MAX_AHEAD_SECONDS:
-                state.window = state.ceiling = 0  # another server's (or clock's) window
+            # A window ends at most one window's length from now (a second more for
+            # the rounding of Date): one further ahead was another server's.
+            if state.window > now + (state.window_seconds or _MAX_AHEAD_SECONDS) + 1:
+                state.window = state.ceiling = 0
             if state.window < 0:  # a server that tells no budget
                 state.seq += 1
                 return state.seq, 0.0

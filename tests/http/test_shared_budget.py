@@ -8,6 +8,8 @@ that fell in each window, and every record of every list, once, in order.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from asyncfetch._http._shared import SharedRateBudget
 from asyncfetch.testing import ServerThread
 
 from ..helpers import ids
@@ -154,3 +157,97 @@ def test_the_budget_file_never_holds_the_token(
     assert TOKEN not in budget.name
     # Only its owner may read it.
     assert budget.stat().st_mode & 0o077 == 0
+
+
+# -- the budget file's rules, two budgets on one file and a clock the test sets ----------
+
+NOW = 1_700_000_000.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def rate_headers(remaining: int, reset: float) -> dict[str, str]:
+    return {
+        "X-RateLimit-Limit": "10",
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": str(int(reset)),
+    }
+
+
+def two_budgets(path: Path, clock: Clock) -> tuple[SharedRateBudget, SharedRateBudget]:
+    """Two processes' budgets, as far as the file goes: nothing else is shared."""
+    return SharedRateBudget(path, clock=clock), SharedRateBudget(path, clock=clock)
+
+
+async def granted_within(budget: SharedRateBudget, seconds: float = 0.2) -> bool:
+    waiter = asyncio.ensure_future(budget.acquire())
+    done, _ = await asyncio.wait([waiter], timeout=seconds)
+    if not done:
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
+    return bool(done)
+
+
+@pytest.mark.anyio
+async def test_one_answer_caps_every_process_sharing_the_file(tmp_path: Path) -> None:
+    clock = Clock()
+    first, second = two_budgets(tmp_path / "budget", clock)
+    probe = await first.acquire()  # nothing known: one probe, the other waits for it
+    assert not await granted_within(second)
+    # 4 left when the probe was counted: it and 3 more, from either process.
+    first.update(probe, rate_headers(remaining=4, reset=NOW + 5))
+    assert await granted_within(second)
+    assert await granted_within(first)
+    assert await granted_within(second)
+    assert not await granted_within(first)
+    assert not await granted_within(second)
+
+
+@pytest.mark.anyio
+async def test_a_probe_that_never_answers_holds_the_others_one_window_at_most(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    dead, alive = two_budgets(tmp_path / "budget", clock)
+    dead.update(await dead.acquire(), rate_headers(remaining=1, reset=NOW + 5))
+    clock.now = NOW + 5  # the window has reset: the next request is the probe
+    await dead.acquire()  # ... and its process dies before the answer
+    del dead
+    assert not await granted_within(alive)
+    clock.now = NOW + 14.9  # the hold is one window (10 s until two resets were seen)
+    assert not await granted_within(alive)
+    clock.now = NOW + 15
+    assert await granted_within(alive)
+
+
+@pytest.mark.anyio
+async def test_a_window_from_another_server_is_dropped(tmp_path: Path) -> None:
+    clock = Clock()
+    other, mine = two_budgets(tmp_path / "budget", clock)
+    # Two resets 10 s apart: windows of 10 s.
+    other.update(await other.acquire(), rate_headers(remaining=5, reset=NOW + 5))
+    clock.now = NOW + 5
+    other.update(await other.acquire(), rate_headers(remaining=5, reset=NOW + 15))
+    # Then a server (a test's clock, say) on the same URL told of a window an hour away.
+    clock.now = NOW + 6
+    other.update(await other.acquire(), rate_headers(remaining=0, reset=NOW + 3600))
+    # Not a wait of an hour: no window ends that far ahead, so it starts afresh.
+    assert await granted_within(mine)
+    assert not await granted_within(mine)  # ... with one probe
+
+
+@pytest.mark.anyio
+async def test_a_spent_window_holds_the_others_until_its_reset(tmp_path: Path) -> None:
+    clock = Clock()
+    first, second = two_budgets(tmp_path / "budget", clock)
+    first.update(await first.acquire(), rate_headers(remaining=0, reset=NOW + 5))
+    assert not await granted_within(second)
+    clock.now = NOW + 5
+    assert await granted_within(second)  # the probe of the new window
