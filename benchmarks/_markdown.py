@@ -318,7 +318,8 @@ def _shared_md(shared: dict[str, Any]) -> list[str]:
         "`shared_budget=` (one lock-protected budget file); *headers*: nothing shared, "
         "each process adapts when `X-RateLimit-Remaining` falls faster than its own "
         "requests explain. Of the limit: requests served per window ÷ the limit, the "
-        "last (partly filled) window left out, from the server's own counters.",
+        "first and last windows (partly filled: the processes start and finish in "
+        "them) left out, from the server's own counters.",
         "",
     ]
     rows = [

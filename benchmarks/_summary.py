@@ -308,10 +308,12 @@ def _sink(plan: Plan, runs: list[Run]) -> dict[str, Any]:
 
 def shared_figures(run: Run) -> dict[str, Any]:
     """One shared-budget run, as the server counted it: requests served per window
-    over the limit (the last window, partly filled, left out), 429s over requests."""
+    over the limit, 429s over requests. The first and the last window are left out
+    when there are more: the processes start and finish in them, so they are partly
+    filled whatever the client does."""
     limit = run["limit"]
     counts = [count for _, count in run["server"]["windows"]]
-    full = counts[:-1] or counts
+    full = counts[1:-1] or counts
     requests = run["server"]["requests"]
     throttled = run["server"]["statuses"].get("429", 0)
     return {

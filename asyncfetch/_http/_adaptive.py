@@ -64,8 +64,8 @@ class OtherSpenders:
         counted = limit - remaining  # at most what the server counted, from everyone
         ours = self._answered + in_flight + self._lost  # at least what it counted of ours
         if counted > ours:
-            spenders = min(max(2, math.ceil(counted / ours)), _MOST_SPENDERS)
-            self._spenders = max(self._spenders, spenders)
+            # The latest reckoning: the later in the window, the more it has counted.
+            self._spenders = min(max(2, math.ceil(counted / ours)), _MOST_SPENDERS)
 
     def lost(self) -> None:
         """One of our requests ended without an answer: it may have been counted."""
