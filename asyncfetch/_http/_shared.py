@@ -102,7 +102,7 @@ def shared_budget_path(option: SharedBudgetOption, *, secret: str, base_url: str
         return None
     if option is True:
         folder = default_state_dir()
-    elif isinstance(option, str | os.PathLike) and not isinstance(option, bool):
+    elif isinstance(option, str | os.PathLike) and str(option):
         folder = Path(option)
     else:
         raise ValueError(

@@ -132,7 +132,10 @@ class Transport:
     ``timeout`` (seconds, ``None`` for none) bounds each try from sending it
     to reading its whole body; ``retries`` says what is retried and how;
     ``decode_error`` reads what an error response's body says (see
-    ``ErrorDecoder``).
+    ``ErrorDecoder``); ``shared_budget``, a budget file shared with the other
+    processes of the same credentials (``_shared.py``), or ``None`` for this
+    process's own budget, which paces itself when the headers show others
+    spending it (``_adaptive.py``).
     """
 
     def __init__(

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from asyncfetch._http._shared import SharedRateBudget
+from asyncfetch._http._shared import SharedRateBudget, shared_budget_path
 from asyncfetch.testing import ServerThread
 
 from ..helpers import ids
@@ -251,3 +251,23 @@ async def test_a_spent_window_holds_the_others_until_its_reset(tmp_path: Path) -
     assert not await granted_within(second)
     clock.now = NOW + 5
     assert await granted_within(second)  # the probe of the new window
+
+
+@pytest.mark.parametrize("value", [3, "", b"dir", 1.5])
+def test_the_option_is_checked(value: object) -> None:
+    from asyncfetch import IntercomClient, PagesClient
+
+    with pytest.raises(ValueError, match="shared_budget must be True, False or a folder"):
+        IntercomClient(token=TOKEN, shared_budget=value)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="shared_budget must be True, False or a folder"):
+        PagesClient(base_url="https://example.org", shared_budget=value)  # type: ignore[arg-type]
+
+
+def test_one_file_per_token_and_base_url(tmp_path: Path) -> None:
+    def path(token: str, base_url: str) -> Path | None:
+        return shared_budget_path(tmp_path, secret=token, base_url=base_url)
+
+    assert path(TOKEN, "https://api.intercom.io") == path(TOKEN, "https://api.intercom.io/")
+    assert path(TOKEN, "https://api.intercom.io") != path(TOKEN + "x", "https://api.intercom.io")
+    assert path(TOKEN, "https://api.intercom.io") != path(TOKEN, "https://api.eu.intercom.io")
+    assert shared_budget_path(False, secret=TOKEN, base_url="https://x.org") is None
