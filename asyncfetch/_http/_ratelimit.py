@@ -192,6 +192,9 @@ class RateBudget:
         if reset is not None and abs(reset - self.server_time()) > _MAX_RESET_DISTANCE:
             reset = None  # not a time this window could end at: garbage
         if remaining is None or reset is None:
+            if self._others is not None:
+                # Counted, maybe, in a window it does not name.
+                self._others.lost(self._clock() + self._offset_high)
             self._without_headers(sequence)
             self._notify()
             return
@@ -199,7 +202,9 @@ class RateBudget:
         if limit is not None and limit >= 1:
             self._limit = limit
         if self._others is not None:
-            self._others.answered(reset, remaining, self._limit, self._in_flight())
+            self._others.answered(
+                reset, remaining, self._limit, self._in_flight(), self._window_seconds
+            )
         ceiling = sequence + remaining - 1
         # Windows are told apart by the server's own reset values, never by our
         # clock, so a client clock ahead of or behind the server's only shifts
@@ -251,7 +256,7 @@ class RateBudget:
         self._tick()
         self._ended += 1
         if self._others is not None:
-            self._others.lost()
+            self._others.lost(self._clock() + self._offset_high)
         if sequence == self._probe:
             self._probe = None
         # Waiters look at the clock again: the reset may have passed meanwhile.

@@ -46,6 +46,7 @@ def test_a_process_alone_never_sees_others_whatever_the_order(
     rng = random.Random(seed)
     others = OtherSpenders()
     limit = rng.choice([5, 10, 50])
+    length = rng.choice([None, 1])  # the windows' length: unknown, or known
     counted = 0
     window = 1000
     in_flight: list[int] = []  # our requests on the wire, not yet counted
@@ -63,9 +64,13 @@ def test_a_process_alone_never_sees_others_whatever_the_order(
             waiting.append((window, remaining, counted))
         elif action < 0.95 and waiting:
             reset, remaining, _ = waiting.pop(rng.randrange(len(waiting)))
-            others.answered(reset, remaining, limit, len(in_flight) + len(waiting))
+            if rng.random() < 0.1:
+                # A proxy's error page: counted, but no headers say in which window.
+                others.lost(window - 0.5)
+            else:
+                others.answered(reset, remaining, limit, len(in_flight) + len(waiting), length)
         else:
-            window += 1  # the server's window resets
+            window += 1  # the server's window resets (windows of 1 s: now is window - 0.5)
             counted = 0
         assert others.start_at(0.0, float(window), 3) == 0.0, "paced with nobody else"
 
@@ -110,3 +115,13 @@ async def test_with_as_few_places_left_as_spenders_it_waits_for_the_reset() -> N
     clock.now = NOW + 1
     budget.forget(999)
     assert await asyncio.wait_for(waiter, 1) == 2
+
+
+async def test_an_answer_without_headers_may_have_been_counted() -> None:
+    """A proxy's error page (no rate headers) to a request the API counted: the
+    next answer's fall is still ours alone, so nothing is paced."""
+    budget = RateBudget(clock=Clock(), adaptive=True)
+    first, second = await budget.acquire(), await budget.acquire()
+    budget.update(first, {})  # counted by the API, answered by a proxy
+    budget.update(second, headers(remaining=48, reset=NOW + 1))  # 2 counted: both ours
+    assert [await budget.acquire() for _ in range(20)] == list(range(3, 23))
