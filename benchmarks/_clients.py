@@ -92,6 +92,10 @@ class Job:
     """The sink scenario: a ``.jsonl`` file to write, or a database URL (``--db``)."""
     loop: str = "asyncio"
     """The event loop: ``asyncio``'s own or ``uvloop`` (the CLI's ``--loop``)."""
+    shared_budget: str | None = None
+    """asyncfetch's ``shared_budget`` folder (the shared-budget scenario's file mode)."""
+    start_at: float | None = None
+    """Epoch seconds to start at: the shared-budget scenario's processes start together."""
 
 
 @dataclass
@@ -136,7 +140,11 @@ async def run_asyncfetch(job: Job, consumer: Consumer) -> None:
     """The public client, as a user runs it: ``IntercomClient``, default options."""
     assert job.concurrency is not None
     client = asyncfetch.IntercomClient(
-        token=TOKEN, base_url=job.base_url, concurrency=job.concurrency, per_page=job.per_page
+        token=TOKEN,
+        base_url=job.base_url,
+        concurrency=job.concurrency,
+        per_page=job.per_page,
+        shared_budget=job.shared_budget or False,
     )
     async with client:
         for _ in range(job.lists):

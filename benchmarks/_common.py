@@ -50,6 +50,7 @@ class ServerSpec:
     rate_window: int = 10
     page_cap: int = 10_000
     log_requests: bool = False
+    stats_endpoint: bool = False
 
     def options(self) -> list[str]:
         options = [
@@ -60,6 +61,8 @@ class ServerSpec:
             options += ["--rate-limit", str(self.rate_limit)]
         if self.log_requests:
             options.append("--log-requests")
+        if self.stats_endpoint:
+            options.append("--stats-endpoint")
         return options
 
 

@@ -24,7 +24,8 @@ def markdown(
     reps = (
         f"latency {plan.latency_reps}, rate {plan.rate_reps}, CPU {plan.cpu_reps}, "
         f"CPU small pages {plan.cpu_small_reps}, "
-        f"memory {plan.memory_reps}, slow consumer {plan.slow_reps}, sink {plan.sink_reps}"
+        f"memory {plan.memory_reps}, slow consumer {plan.slow_reps}, sink {plan.sink_reps}, "
+        f"shared budget {plan.shared_reps}"
     )
     command = info.get("command") or (
         "python benchmarks/run.py" + (" --quick" if plan.name == "quick" else "")
@@ -65,6 +66,7 @@ def markdown(
     out += _memory_md(summary["memory"])
     out += _slow_md(summary["slow_consumer"])
     out += _sink_md(summary.get("sink", {}))
+    out += _shared_md(summary.get("shared", {}))
     return "\n".join(out) + "\n"
 
 
@@ -326,6 +328,48 @@ def _sink_md(sink: dict[str, Any]) -> list[str]:
         rows,
     )  # fmt: skip
     errors = [e for b in sink["backends"].values() for e in b["errors"]]
+    if errors:
+        out += ["", "Failures: " + "; ".join(f"`{e}`" for e in errors[:3])]
+    return out
+
+
+def _shared_md(shared: dict[str, Any]) -> list[str]:
+    if not shared:
+        return []
+    out = [
+        "",
+        "## Several processes, one token: a shared rate budget",
+        "",
+        "2 and 4 `asyncfetch` processes (`IntercomClient`, concurrency 8 each, pages of "
+        f"{shared['per_page']}, 20 ms per request) each fetch every user from ONE server "
+        "that enforces the limit, all starting on the same window boundary. *file*: "
+        "`shared_budget=` (one lock-protected budget file); *headers*: nothing shared, "
+        "each process adapts when `X-RateLimit-Remaining` falls faster than its own "
+        "requests explain. Of the limit: requests served per window ÷ the limit, the "
+        "first and last windows (partly filled: the processes start and finish in "
+        "them) left out, from the server's own counters.",
+        "",
+    ]
+    rows = [
+        [
+            f"{r['limit']} / {r['window']} s",
+            str(r["processes"]),
+            r["mode"],
+            fmt(r["of_limit"]),
+            f"{r['throttled_total']} of {r['requests_total']}",
+            str(r["most_in_a_window"]),
+            secs(r["seconds"]),
+            f"{r['runs']} ({r['failures']} failed)",
+        ]
+        for r in shared["rows"]
+    ]
+    out += _table(
+        ["limit", "processes", "mode", "of the limit", "429s", "most in a window", "seconds",
+         "runs"],
+        rows,
+        "lrlrrrrr",
+    )  # fmt: skip
+    errors = [e for r in shared["rows"] for e in r["errors"]]
     if errors:
         out += ["", "Failures: " + "; ".join(f"`{e}`" for e in errors[:3])]
     return out

@@ -17,10 +17,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import multiprocessing
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -69,6 +71,19 @@ SINK_BACKENDS = ("jsonl", "sqlite", "postgresql")
 SINK_TARGET = 0.8
 """Each database's throughput, at least this share of the JSON Lines run's."""
 
+SHARED_SERVERS = {"shared-1s": (50, 1), "shared-10s": (166, 10)}
+"""The shared-budget scenario's servers: (requests per window, window seconds), the
+issue's 50 per second and Intercom's 1,000 a minute as it meters them (166 per 10 s)."""
+SHARED_PROCESSES = (2, 4)
+SHARED_MODES = ("file", "headers")
+"""``file``: ``shared_budget=`` (one budget file); ``headers``: the adaptive mode alone."""
+SHARED_PER_PAGE = 10
+SHARED_LATENCY_MS = 20.0
+SHARED_CONCURRENCY = 8
+"""Per process: 4 processes hold 32 requests in flight, most of a 50-request window."""
+SHARED_TARGET = 0.9
+"""Requests served per full window, at least this share of the limit."""
+
 MEMORY_PER_PAGE = 1
 ITEM_DELAY = 0.001
 """Seconds the slow consumer takes per item."""
@@ -103,6 +118,12 @@ class Plan:
     cpu_small_lists: int = 2
     """The small-page CPU scenario fetches its 1,800-page list this many times a run."""
     cpu_small_reps: int = 9
+    shared_windows: int = 4
+    """The shared-budget scenario: 2 processes' lists together fill about this many
+    windows of each server (4 processes, twice as many)."""
+    shared_servers: tuple[str, ...] = tuple(SHARED_SERVERS)
+    shared_processes: tuple[int, ...] = SHARED_PROCESSES
+    shared_reps: int = 1
 
 
 FULL = Plan(
@@ -143,6 +164,12 @@ QUICK = Plan(
     sink_reps=1,
     cpu_small_lists=1,
     cpu_small_reps=1,
+    # 4 processes on the 1-second windows only: the 10-second windows would not fit a
+    # minute, and 4 processes overshoot more easily than 2.
+    shared_windows=2,
+    shared_servers=("shared-1s",),
+    shared_processes=(4,),
+    shared_reps=1,
 )
 
 
@@ -173,6 +200,15 @@ def server_specs(plan: Plan, scenarios: Iterable[str] | None = None) -> dict[str
             users=PER_PAGE * plan.sink_pages, latency_ms=LATENCY_MS, rate_limit=NO_LIMIT
         ),
     }
+    for name in plan.shared_servers:
+        limit, window = SHARED_SERVERS[name]
+        specs[name] = ServerSpec(
+            users=SHARED_PER_PAGE * _shared_pages(plan, limit),
+            latency_ms=SHARED_LATENCY_MS,
+            rate_limit=limit,
+            rate_window=window,
+            stats_endpoint=True,
+        )
     for pages in plan.memory_sizes:
         specs[f"memory-{pages}"] = ServerSpec(
             users=pages * MEMORY_PER_PAGE, page_cap=pages * MEMORY_PER_PAGE, rate_limit=NO_LIMIT
@@ -491,6 +527,118 @@ def _postgres() -> Iterator[tuple[str, Any, Any]]:
         yield cluster.url, on_server, with_database
 
 
+def _shared_pages(plan: Plan, limit: int) -> int:
+    """Pages of each process's list (all users): 2 processes together fill about
+    ``shared_windows`` windows, 4 processes twice as many."""
+    return max(limit * plan.shared_windows // 2, 1)
+
+
+def _bench_stats(base_url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{base_url}/_bench/stats", timeout=10) as response:
+        stats: dict[str, Any] = json.loads(response.read())
+    return stats
+
+
+def run_shared(plan: Plan, urls: dict[str, str], runner: Runner) -> None:
+    """2 and 4 processes on one token each fetch every user from ONE server enforcing
+    its limit, all starting at the same window boundary; with the shared budget file,
+    and with the headers alone. Judged by the server's own counters: requests per
+    window, 429s."""
+    cases = [
+        (server, processes, mode)
+        for server in plan.shared_servers
+        for processes in plan.shared_processes
+        for mode in SHARED_MODES
+    ]
+    for rep in range(plan.shared_reps):
+        for server, processes, mode in _shuffled(cases, rep):
+            limit, window = SHARED_SERVERS[server]
+            base_url = urls[server]
+            pages = _shared_pages(plan, limit)
+            with tempfile.TemporaryDirectory() as state:
+                _bench_stats(base_url)  # clears the counters
+                # The processes start together on a window boundary, 1.5 s or more
+                # away (their imports and the interpreter's start are done by then).
+                start_at = float(math.ceil((time.time() + 1.5) / window) * window)
+                job = Job(
+                    client="asyncfetch",
+                    base_url=base_url,
+                    per_page=SHARED_PER_PAGE,
+                    concurrency=SHARED_CONCURRENCY,
+                    shared_budget=state if mode == "file" else None,
+                    start_at=start_at,
+                )
+                results = _run_together(job, processes)
+                server_stats = _bench_stats(base_url)
+            run = _shared_run(server, processes, mode, rep, limit, window, pages, results)
+            run["server"] = server_stats
+            runner.runs.append(run)
+            throttled = server_stats["statuses"].get("429", 0)
+            print(
+                f"[{time.monotonic() - runner.started:6.1f} s] shared         "
+                f"{limit}/{window}s x{processes} {mode:<8} rep {rep + 1}: "
+                f"{run.get('seconds', 0):.2f} s, {server_stats['requests']} requests, "
+                f"{throttled} 429s" + (f" FAILED: {run['error']}" if run.get("error") else ""),
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def _run_together(job: Job, processes: int) -> list[dict[str, Any]]:
+    """Run ``processes`` workers of ``job`` at once (``_worker.py`` from the command
+    line, each a process of its own); their results, or their errors."""
+    command = [sys.executable, str(BENCHMARKS / "_worker.py"), json.dumps(dataclasses.asdict(job))]
+    started = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(processes)
+    ]
+    results = []
+    for process in started:
+        try:
+            out, err = process.communicate(timeout=WORKER_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, err = process.communicate()
+        try:
+            results.append(json.loads(out))
+        except ValueError:
+            results.append({"error": f"the worker failed: {err.decode()[-300:]}"})
+    return results
+
+
+def _shared_run(
+    server: str,
+    processes: int,
+    mode: str,
+    rep: int,
+    limit: int,
+    window: int,
+    pages: int,
+    results: list[dict[str, Any]],
+) -> dict[str, Any]:
+    errors = [r["error"] for r in results if r.get("error")]
+    delivered = [r.get("pages") for r in results]
+    if not errors and delivered != [pages] * processes:
+        errors.append(f"expected {pages} pages from each process, got {delivered}")
+    return {
+        "scenario": "shared",
+        "case": f"{server} x{processes} {mode}",
+        "client": "asyncfetch",
+        "rep": rep,
+        "server_name": server,
+        "processes": processes,
+        "mode": mode,
+        "limit": limit,
+        "window": window,
+        "pages_per_process": pages,
+        "pages": sum(r.get("pages") or 0 for r in results),
+        "items": sum(r.get("items") or 0 for r in results),
+        "seconds": max((r.get("seconds") or 0.0) for r in results),
+        "cpu_seconds": sum((r.get("cpu_seconds") or 0.0) for r in results),
+        "error": "; ".join(errors) or None,
+    }
+
+
 SCENARIOS = {
     "latency": run_latency,
     "rate": run_rate,
@@ -499,4 +647,5 @@ SCENARIOS = {
     "memory": run_memory,
     "slow-consumer": run_slow_consumer,
     "sink": run_sink,
+    "shared": run_shared,
 }

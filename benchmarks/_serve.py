@@ -2,6 +2,7 @@
 
     python benchmarks/_serve.py --port P --users N [--latency-ms MS]
         [--rate-limit N --rate-window S] [--page-cap RECORDS] [--log-requests]
+        [--stats-endpoint]
 
 It is the same ``IntercomServer`` that ``asyncfetch serve`` runs, in a process
 of its own, with what the CLI does not expose:
@@ -14,6 +15,9 @@ of its own, with what the CLI does not expose:
   at ``GET /_bench/log`` (which also clears it). The slow-consumer scenario
   compares these with the client's own timestamps to count the pages requested
   ahead of the consumer, with the server still in its own process.
+- ``--stats-endpoint``: the server's own counters (statuses, and requests per
+  rate window, 429s included) at ``GET /_bench/stats`` (which also clears
+  them). The shared-budget scenario judges its runs by them.
 
 ``/_bench/*`` is answered by an outer middleware before the server's own
 (no latency, no authentication, not counted against the rate limit).
@@ -53,8 +57,33 @@ class RequestLog:
             self.departures.append(time.monotonic())
 
 
-async def serve(config: ServerConfig, host: str, port: int, *, log_requests: bool) -> None:
+def stats_middleware(server: IntercomServer) -> web.Middleware:
+    """Answers ``GET /_bench/stats`` with the server's counters, then clears them."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+        if request.path != "/_bench/stats":
+            return await handler(request)
+        stats = server.stats
+        body = orjson.dumps(
+            {
+                "requests": stats.requests,
+                "statuses": {str(k): v for k, v in stats.statuses.items()},
+                "windows": sorted(stats.windows.items()),
+            }
+        )
+        stats.reset()
+        return web.Response(body=body, content_type="application/json")
+
+    return middleware
+
+
+async def serve(
+    config: ServerConfig, host: str, port: int, *, log_requests: bool, stats_endpoint: bool = False
+) -> None:
     server = IntercomServer(config)
+    if stats_endpoint:
+        server.app.middlewares.insert(0, stats_middleware(server))
     if log_requests:
         # Outermost, so /_bench/* never meets the latency, the auth or the rate limit.
         server.app.middlewares.insert(0, RequestLog().middleware)
@@ -79,6 +108,7 @@ def main() -> None:
     parser.add_argument("--rate-window", type=int, default=10)
     parser.add_argument("--page-cap", type=int, default=10_000)
     parser.add_argument("--log-requests", action="store_true")
+    parser.add_argument("--stats-endpoint", action="store_true")
     args = parser.parse_args()
     config = ServerConfig(
         users=args.users,
@@ -88,7 +118,15 @@ def main() -> None:
         page_cap_records=args.page_cap,
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(config, args.host, args.port, log_requests=args.log_requests))
+        asyncio.run(
+            serve(
+                config,
+                args.host,
+                args.port,
+                log_requests=args.log_requests,
+                stats_endpoint=args.stats_endpoint,
+            )
+        )
 
 
 if __name__ == "__main__":

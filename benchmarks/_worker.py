@@ -96,6 +96,8 @@ def run(job: Job) -> dict[str, Any]:
         consumer = Consumer(out, job.item_delay)
         if job.align_window:
             wait_for_window(job.align_window)
+        if job.start_at is not None:
+            time.sleep(max(job.start_at - time.time(), 0.0))
         clock = Clock()
         try:
             if job.client in SYNC_CLIENTS:

@@ -1,6 +1,6 @@
 """asyncfetch against what users run today and against the physical limits.
 
-    python benchmarks/run.py            # the full run (~15 minutes), into benchmarks/results/
+    python benchmarks/run.py            # the full run (~20 minutes), into benchmarks/results/
     python benchmarks/run.py --quick    # under a minute, into benchmarks/results/quick/
     python benchmarks/run.py --only latency cpu cpu-small --out /tmp/bench
     python benchmarks/run.py --only sink --out benchmarks/results/sink
@@ -36,6 +36,12 @@ The scenarios (``_scenarios.py``):
   with fsync on, started from tests/postgres_cluster.py unless
   ASYNCFETCH_TEST_POSTGRES_URL names one), each database's throughput against
   the JSON Lines run's.
+- shared budget: 2 and 4 processes on one token, each fetching every user from
+  ONE server enforcing 50 requests per 1-second window, and 166 per 10 s
+  (Intercom's 1,000 a minute); with ``shared_budget=`` (one budget file) and
+  with the headers alone (the adaptive mode); judged by the server's own
+  counters (requests per window, 429s). ``--quick``: 4 processes, 1-second
+  windows only.
 
 How the memory scenario lists 50,000 pages. Intercom stops page-numbered
 listing at 10,000 records, and so do the bundled server (``page_cap_records``)

@@ -3,10 +3,10 @@
 ``users``, ``companies``, ``company-users``, ``contacts`` and ``pages`` fetch
 through the same transport and write their files the same way, so their
 ``--out``, ``--format``, ``--fields``, ``--concurrency``, ``--rate``,
-``--timeout``, ``--retries``, ``--max-retry-wait``, ``--allow-insecure-http``,
-``--resume``, ``--restart``, ``--restart-on-change``, ``--stats``, ``--loop``,
-``-v`` and ``-q`` are one definition here: a fix to one is a fix to all. What differs
-stays with its command: Intercom's ``--token``, ``--base-url`` and
+``--timeout``, ``--retries``, ``--max-retry-wait``, ``--shared-budget``,
+``--allow-insecure-http``, ``--resume``, ``--restart``, ``--restart-on-change``,
+``--stats``, ``--loop``, ``-v`` and ``-q`` are one definition here: a fix to one is a
+fix to all. What differs stays with its command: Intercom's ``--token``, ``--base-url`` and
 ``--per-page`` (1 to 60) in ``_commands.py``; ``pages``' URL, ``--items``,
 page-count and ``--header`` options in ``_pages.py``.
 
@@ -103,6 +103,13 @@ def fetch_options(
             default=retries.max_wait,
             show_default=True,
             help="Seconds one request may spend retrying, pauses included.",
+        ),
+        click.option(
+            "--shared-budget",
+            is_flag=True,
+            help="Share the server's rate budget with other processes on this machine that "
+            "use the same credentials and URL, through a locked file in $XDG_RUNTIME_DIR/"
+            "asyncfetch or ~/.cache/asyncfetch (numbers only, never the token).",
         ),
         click.option(
             "--allow-insecure-http",

@@ -131,6 +131,7 @@ def run_pages(
     stats_path: str | None,
     verbose: int,
     quiet: bool,
+    shared_budget: bool = False,
 ) -> None:
     """Every check before any request, then the fetch, then the report."""
     sources = [
@@ -184,6 +185,7 @@ def run_pages(
             timeout=timeout,
             retries=Retries(attempts=retries, max_wait=max_retry_wait),
             allow_insecure_http=allow_insecure_http,
+            shared_budget=shared_budget,
         )
         client.list(paging=paging, params=params)  # checks; the listing is dropped
         field_names = [name.strip() for name in fields.split(",")] if fields else None

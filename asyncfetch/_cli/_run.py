@@ -255,6 +255,7 @@ def plan_fetch(
     quiet: bool,
     db_url: str | None = None,
     incremental_margin: float | None = None,
+    shared_budget: bool = False,
 ) -> FetchPlan:
     """Check a fetching command's options and decide its files, touching none:
     ``LineUsageError`` (exit 2) for anything a user can get wrong in them."""
@@ -272,6 +273,7 @@ def plan_fetch(
             retries=Retries(attempts=retries, max_wait=max_retry_wait),
             keep_duplicates=keep_duplicates,
             allow_insecure_http=allow_insecure_http,
+            shared_budget=shared_budget,
         )
         for spec in specs:
             spec.make(client)  # checks the filters; the listing itself is dropped

@@ -63,6 +63,7 @@ from .._exceptions import (
 )
 from .._version import __version__
 from ._ratelimit import header_number
+from ._shared import SharedBudgetOption, shared_budget_path
 from ._transport import ErrorReport, FetchStats, Transport
 from ._urls import check_base_url
 
@@ -184,6 +185,9 @@ class PagesClient:
     - ``allow_insecure_http``: plain ``http://`` to a host that is not
       loopback is refused unless ``True`` (the headers would travel
       unencrypted). Default ``False``.
+    - ``shared_budget``: ``True`` (or a folder) shares the rate budget with
+      every process on this machine sending the same secret headers to the
+      same ``base_url``, as ``IntercomClient``'s option does. Default ``False``.
 
     Rate limits: ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (as
     GitHub sends them) hold requests back before the window is spent;
@@ -201,6 +205,7 @@ class PagesClient:
         window: int | None = None,
         retries: Retries | None = None,
         allow_insecure_http: bool = False,
+        shared_budget: SharedBudgetOption = False,
     ) -> None:
         self._base_url = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         if retries is not None and not isinstance(retries, Retries):
@@ -234,6 +239,12 @@ class PagesClient:
             secrets=_secrets_of(given),
             decode_error=_error_of,
             owner="PagesClient",
+            shared_budget=shared_budget_path(
+                shared_budget,
+                # Keyed by every secret header: the same credentials share a budget.
+                secret="\0".join(sorted(_secrets_of(given))),
+                base_url=str(self._base_url),
+            ),
         )
         self._open: weakref.WeakSet[ListingState[Item]] = weakref.WeakSet()
 

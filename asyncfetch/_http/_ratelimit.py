@@ -54,6 +54,7 @@ from collections.abc import Callable, Mapping
 import anyio
 
 from .._exceptions import RateLimitError
+from ._adaptive import OtherSpenders
 
 logger = logging.getLogger("asyncfetch")
 
@@ -73,10 +74,13 @@ class RateBudget:
     """The current window's budget, learnt from ``X-RateLimit-*`` headers.
 
     ``clock`` gives epoch seconds (the unit of ``X-RateLimit-Reset``).
+    ``adaptive``: pace requests once the headers show others spending the
+    same budget (``_adaptive.py``).
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time, adaptive: bool = False) -> None:
         self._clock = clock
+        self._others = OtherSpenders() if adaptive else None
         # The server's clock minus ours, as bounds learnt from Date headers.
         self._offset_low = 0.0
         self._offset_high = 0.0
@@ -117,6 +121,14 @@ class RateBudget:
             now = self.server_time()
             if now >= self._hold_until:
                 if self._ceiling is None or self._started < self._ceiling:
+                    others = self._others
+                    if others is not None and not self._blind and self._ceiling is not None:
+                        start_at = others.start_at(now, self._window, self._ceiling - self._started)
+                        if start_at > now:  # others spend too: pace, do not burst
+                            with anyio.move_on_after(start_at - now):
+                                await self._changed.wait()
+                            continue
+                        others.started(now)
                     self._started += 1
                     return self._started
                 if not self._blind and now >= self._reset_at and self._probe is None:
@@ -180,12 +192,19 @@ class RateBudget:
         if reset is not None and abs(reset - self.server_time()) > _MAX_RESET_DISTANCE:
             reset = None  # not a time this window could end at: garbage
         if remaining is None or reset is None:
+            if self._others is not None:
+                # Counted, maybe, in a window it does not name.
+                self._others.lost(self._clock() + self._offset_high)
             self._without_headers(sequence)
             self._notify()
             return
         self._blind = False
         if limit is not None and limit >= 1:
             self._limit = limit
+        if self._others is not None:
+            self._others.answered(
+                reset, remaining, self._limit, self._in_flight(), self._window_seconds
+            )
         ceiling = sequence + remaining - 1
         # Windows are told apart by the server's own reset values, never by our
         # clock, so a client clock ahead of or behind the server's only shifts
@@ -236,6 +255,8 @@ class RateBudget:
         before it was sent)."""
         self._tick()
         self._ended += 1
+        if self._others is not None:
+            self._others.lost(self._clock() + self._offset_high)
         if sequence == self._probe:
             self._probe = None
         # Waiters look at the clock again: the reset may have passed meanwhile.

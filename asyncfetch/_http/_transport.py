@@ -41,6 +41,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -66,6 +67,7 @@ from .._exceptions import (
 from .._json import loads
 from .._redact import redact
 from ._ratelimit import RateBudget, header_number
+from ._shared import SharedRateBudget
 
 __all__ = ["ErrorDecoder", "ErrorReport", "FetchStats", "Transport", "body_snippet"]
 
@@ -130,7 +132,10 @@ class Transport:
     ``timeout`` (seconds, ``None`` for none) bounds each try from sending it
     to reading its whole body; ``retries`` says what is retried and how;
     ``decode_error`` reads what an error response's body says (see
-    ``ErrorDecoder``).
+    ``ErrorDecoder``); ``shared_budget``, a budget file shared with the other
+    processes of the same credentials (``_shared.py``), or ``None`` for this
+    process's own budget, which paces itself when the headers show others
+    spending it (``_adaptive.py``).
     """
 
     def __init__(
@@ -145,8 +150,11 @@ class Transport:
         owner: str = "Transport",
         clock: Callable[[], float] = time.time,
         secrets: Iterable[str] | None = None,
+        shared_budget: Path | None = None,
     ) -> None:
         self._headers = dict(headers)
+        # The budget file shared with other processes of the same token (``_shared.py``).
+        self._shared_budget = shared_budget
         self._decode_error = decode_error
         # Named in the error for a request sent before open: what the user opens.
         self._owner = owner
@@ -175,7 +183,10 @@ class Transport:
         # Made anew on each open: each binds to the event loop it first runs in.
         self._gate = asyncio.Semaphore(self._concurrency)
         self._limiter = _limiter_for(self._rate)
-        self._budget = RateBudget(clock=self._clock)
+        if self._shared_budget is None:
+            self._budget = RateBudget(clock=self._clock, adaptive=True)
+        else:
+            self._budget = SharedRateBudget(self._shared_budget, clock=self._clock)
 
     async def open(self) -> None:
         if self._session is not None:

@@ -30,6 +30,7 @@ from .._core._dedupe import drop_repeated_ids
 from .._core._engine import SWITCHED_TO_SCROLL, ListChanges, Page, ordered_pages
 from .._core._listing import Listing, ListingState, close_listings
 from .._exceptions import PageLimitError, ResponseFormatError
+from .._http._shared import SharedBudgetOption, shared_budget_path
 from .._http._transport import FetchStats, Transport
 from .._http._urls import check_base_url
 from .._version import __version__
@@ -86,6 +87,13 @@ class IntercomClient:
       Default ``False``. TLS certificates are always verified.
     - ``intercom_version``: sent as the ``Intercom-Version`` header when set.
       Default ``None``: not sent, so the app's default API version applies.
+    - ``shared_budget``: ``True`` shares the server's rate budget with every
+      other process on this machine using the same token and base URL,
+      through a small lock-protected file in ``$ASYNCFETCH_STATE_DIR``,
+      ``$XDG_RUNTIME_DIR/asyncfetch`` or ``~/.cache/asyncfetch``; a path puts
+      that file in that folder instead. The file never holds the token.
+      Default ``False``: this process's own budget (which still slows down
+      when ``X-RateLimit-Remaining`` shows others spending).
 
     Completeness: past Intercom's 10,000-record cap a list goes on by the
     Scroll API from wherever the API stopped it (see ``users``); when a
@@ -111,6 +119,7 @@ class IntercomClient:
         keep_duplicates: bool = False,
         allow_insecure_http: bool = False,
         intercom_version: str | None = None,
+        shared_budget: SharedBudgetOption = False,
     ) -> None:
         if not isinstance(token, str) or not token.strip():
             raise ValueError("token must be a non-empty string")
@@ -158,6 +167,9 @@ class IntercomClient:
             retries=retries or Retries(),
             decode_error=decode_error,
             owner="IntercomClient",
+            shared_budget=shared_budget_path(
+                shared_budget, secret=token, base_url=str(self._base_url)
+            ),
         )
         # Intercom allows one scroll open per workspace: this client's take turns.
         self._scroll_lock = asyncio.Lock()

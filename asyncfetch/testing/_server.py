@@ -440,6 +440,9 @@ class ServerStats:
             unknown, spent or expired on arrival.
         faults: Injected faults by kind (``"error"``, ``"html_error"``,
             ``"bad_body"``, ``"throttle"``, ``"reset"``, ``"hang"``, ``"slow"``).
+        windows: Authenticated requests counted against the rate limit, by
+            the start (server clock, UNIX seconds) of the window each fell in,
+            429s included: what a window's limit is measured against.
     """
 
     requests: int = 0
@@ -448,6 +451,7 @@ class ServerStats:
     statuses: Counter[int] = field(default_factory=Counter)
     pages: list[tuple[str, int]] = field(default_factory=list)
     faults: Counter[str] = field(default_factory=Counter)
+    windows: Counter[int] = field(default_factory=Counter)
 
     def reset(self) -> None:
         """Forget history; requests in flight stay counted in ``in_flight``."""
@@ -456,6 +460,7 @@ class ServerStats:
         self.statuses = Counter()
         self.pages = []
         self.faults = Counter()
+        self.windows = Counter()
 
 
 # The X-Request-Id of the request being answered, repeated in error bodies.
@@ -524,6 +529,11 @@ class _RateWindow:
         self._window_start = -1
         self._count = 0
         self._answers = 0
+
+    @property
+    def window_start(self) -> int:
+        """The start of the window the last request was counted in."""
+        return self._window_start
 
     def now(self) -> float:
         """The server's clock: ``clock`` plus the configured skew."""
@@ -793,6 +803,7 @@ class IntercomServer:
             refused.headers.update({"X-Request-Id": request_id, "Date": date})
             return refused
         allowed, rate_headers = rate.hit()
+        self.stats.windows[rate.window_start] += 1
         rate_headers["X-Request-Id"] = request_id
         rate_headers["Date"] = date
         if not allowed:
