@@ -16,8 +16,8 @@ and the machine) and the plots ``latency.png`` and ``memory.png``.
 
 The scenarios (``_scenarios.py``):
 
-- latency-bound: 200 pages of 50 users of one tag, 50 ms per request,
-  concurrency 1, 4, 16, 64, against the limit 50 ms x (1 + ⌈199 / c⌉);
+- latency-bound: the 188 pages of 50 users of one tag (below the page cap), 50 ms per request,
+  concurrency 1, 4, 16, 64, against the limit 50 ms x (1 + ⌈187 / c⌉);
 - rate-bound: 300 pages against a server enforcing 50 requests per 1-second
   window; asyncfetch gets no rate option;
 - CPU-bound: 2,000 pages of 50 realistic users (~1.4 KB) with no latency;
