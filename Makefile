@@ -43,13 +43,14 @@ test: check
 	$(BIN)/python -m pytest
 
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed | postgresql
-	$(BIN)/python -m pip install --quiet -e '.[bench,postgres]'
+	$(BIN)/python -m pip install --quiet -e '.[bench,postgres,temporal]'
 	touch $@
 
 # Every scenario against its baselines and limits; results in benchmarks/results/.
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/incremental.py
+	$(BIN)/python benchmarks/fleet.py
 
 # The same in under a minute; results in benchmarks/results/quick/.
 bench-quick: $(VENV)/.installed-bench
