@@ -38,6 +38,12 @@ __all__ = ["OtherSpenders"]
 _MOST_SPENDERS = 16
 """Past this many spenders, pacing by the count is as good as waiting for the reset."""
 
+_MOST_LOSSES = 4096
+"""The losses kept: a new window's answer drops those from before it, and this
+bounds the memory when none comes (a server that sends no rate headers at all, or
+stops). Fewer kept can only make others look busier: more pacing, never more
+requests."""
+
 
 class OtherSpenders:
     """What the headers say about other spenders of the budget, per window."""
@@ -49,7 +55,7 @@ class OtherSpenders:
         self._answered = 0  # our answers from that window
         # Server time (upper bound) of each of our requests that ended without
         # an answer naming its window: counted, maybe, in any window begun by then.
-        self._losses: deque[float] = deque()
+        self._losses: deque[float] = deque(maxlen=_MOST_LOSSES)
         self._spenders = 0  # spenders reckoned in this window: 0 while none but us seen
         self._previous = 0  # the same for the window before
         self._last_start = -math.inf  # server time our last request started

@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from asyncfetch import RateLimitError
 from asyncfetch._http._adaptive import OtherSpenders
 from asyncfetch._http._ratelimit import RateBudget
 
@@ -117,6 +118,17 @@ async def test_with_as_few_places_left_as_spenders_it_waits_for_the_reset() -> N
     assert await asyncio.wait_for(waiter, 1) == 2
 
 
+async def test_a_paced_wait_longer_than_max_wait_raises_at_once() -> None:
+    """Pacing for others is a wait like a window's reset: ``max_wait``
+    (--max-retry-wait) bounds it the same way, not an hour-long window."""
+    budget = RateBudget(clock=Clock(), adaptive=True)
+    first = await budget.acquire()
+    # A 1-hour window; 48 of 50 counted, 1 of them ours: wait for the reset.
+    budget.update(first, headers(remaining=2, reset=NOW + 3600))
+    with pytest.raises(RateLimitError, match="longer than the 60 s left of max_wait"):
+        await asyncio.wait_for(budget.acquire(max_wait=60), 1)
+
+
 async def test_an_answer_without_headers_may_have_been_counted() -> None:
     """A proxy's error page (no rate headers) to a request the API counted: the
     next answer's fall is still ours alone, so nothing is paced."""
@@ -125,3 +137,14 @@ async def test_an_answer_without_headers_may_have_been_counted() -> None:
     budget.update(first, {})  # counted by the API, answered by a proxy
     budget.update(second, headers(remaining=48, reset=NOW + 1))  # 2 counted: both ours
     assert [await budget.acquire() for _ in range(20)] == list(range(3, 23))
+
+
+async def test_a_server_without_rate_headers_keeps_its_memory_bounded() -> None:
+    # The adaptive mode is always on, and an answer without the headers is a
+    # "loss" it remembers until a window's answer drops it: one never comes here.
+    budget = RateBudget(clock=Clock(), adaptive=True)
+    for _ in range(20_000):
+        budget.update(await budget.acquire(), {})
+    others = budget._others
+    assert others is not None
+    assert len(others._losses) <= 4096
