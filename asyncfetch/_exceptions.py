@@ -177,7 +177,9 @@ class PageLimitError(AsyncFetchError):
     Intercom stops page-numbered listing at 10,000 records. Raised as soon as
     page 1's ``total_count`` shows it (before requesting pages that would
     fail), or when the API answers "page limit reached". ``total_count`` is
-    the list's size when known.
+    the list's size when known. ``continued`` is true when a sync continuing
+    a stopped run met it (that run went on by the scroll after its last
+    numbered page: starting the list afresh gets past it).
     """
 
     def __init__(
@@ -190,6 +192,7 @@ class PageLimitError(AsyncFetchError):
     ) -> None:
         super().__init__(message, url=url, page=page)
         self.total_count = total_count
+        self.continued = False
 
 
 class IncompleteListError(AsyncFetchError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,6 +29,7 @@ from .._fleet import (
     run_worker,
     start_and_wait,
 )
+from ._loop import run as run_on_loop
 from ._run import LineUsageError, cli_errors
 
 __all__ = ["fleet"]
@@ -86,7 +88,7 @@ def run(
         # Each workspace's failure is its line; stamina's own log line per retry is noise.
         stamina.instrumentation.set_on_retry_hooks([])
         with cli_errors():
-            results = asyncio.run(run_local(spec, db_url, on_done=_show_local))
+            results = run_on_loop(run_local(spec, db_url, on_done=_show_local))
         sys.exit(0 if all(result.error is None for result in results) else 1)
     assert target is not None
     if db_url is not None:
@@ -151,6 +153,11 @@ def _exit_at_once() -> Iterator[None]:
         yield
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # a bug: its traceback, then out the same way
+        traceback.print_exc()
+        code = 1
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

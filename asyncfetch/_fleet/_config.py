@@ -202,10 +202,11 @@ def _workspace(table: object, where: str) -> WorkspaceSpec:
     if not isinstance(base_url, str):
         raise FleetConfigError(f"{where}: base_url must be a string")
     per_page = table.get("per_page", 50)
-    if isinstance(per_page, bool) or not isinstance(per_page, int) or not 1 <= per_page <= 150:
-        raise FleetConfigError(f"{where}: per_page must be a whole number from 1 to 150")
+    if isinstance(per_page, bool) or not isinstance(per_page, int):
+        raise FleetConfigError(f"{where}: per_page must be a whole number (1 to 60)")
     try:
-        # The client checks the URL as it does for every command (no request is sent).
+        # The client checks the URL and per_page's range as it does for every
+        # command (no request is sent).
         IntercomClient(token="checking-the-url", base_url=base_url, per_page=per_page)
     except ValueError as exc:
         raise FleetConfigError(f"{where}: {_one_line(exc)}") from None

@@ -24,9 +24,8 @@ one runs finds it running and attaches to it instead of starting another.
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -51,7 +50,13 @@ from ._temporal_workflow import (
     WorkspaceJob,
     WorkspaceProgress,
 )
-from ._workspace import failure_line, is_permanent, sync_workspace_list, workspace_client
+from ._workspace import (
+    failure_line,
+    is_permanent,
+    sync_workspace_list,
+    workspace_client,
+    workspace_token,
+)
 
 __all__ = [
     "FleetActivities",
@@ -69,11 +74,20 @@ STICKY_TIMEOUT = timedelta(seconds=2)
 async def connect(target: str) -> Client:
     """A client of the Temporal server at ``HOST:PORT``; ``FleetError`` (one line) if
     it cannot be reached."""
-    try:
+    with _server_errors(f"cannot connect to Temporal at {target}"):
         return await Client.connect(target)
+
+
+@contextmanager
+def _server_errors(what: str) -> Iterator[None]:
+    """The SDK's errors from the server (an ``RPCError``: the namespace missing,
+    the server gone; a ``RuntimeError`` from the worker's own checks of it) as a
+    ``FleetError``: one line, ``what: reason``."""
+    try:
+        yield
     except (RPCError, RuntimeError, OSError) as exc:
-        reason = " ".join(str(exc).split())
-        raise FleetError(f"cannot connect to Temporal at {target}: {reason}") from None
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise FleetError(f"{what}: {reason}") from None
 
 
 def _job(workspace: WorkspaceSpec) -> WorkspaceJob:
@@ -135,7 +149,7 @@ class FleetActivities:
     @activity.defn(name="sync_list")
     async def sync_list(self, job: ListJob) -> ListReport:
         info = activity.info()
-        secret = os.environ.get(job.workspace.token_env, "")
+        secret = workspace_token(job.workspace.token_env)
         try:
             workspace = _workspace(job.workspace)
             spec = parse_list(job.list_name)
@@ -202,7 +216,8 @@ async def run_worker(target: str, *, task_queue: str, db_url: str) -> None:
         # are a few events, replayed in no time).
         sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
     )
-    await worker.run()
+    with _server_errors(f"the worker stopped (Temporal at {target})"):
+        await worker.run()
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,14 +239,15 @@ async def start_fleet(
     for workspace in fleet.workspaces:
         wid = workflow_id(workspace.name)
         try:
-            handle = await client.start_workflow(
-                SyncWorkspace.run,
-                _job(workspace),
-                id=wid,
-                task_queue=task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            )
+            with _server_errors(f"{workspace.name}: cannot start its workflow"):
+                handle = await client.start_workflow(
+                    SyncWorkspace.run,
+                    _job(workspace),
+                    id=wid,
+                    task_queue=task_queue,
+                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                )
             new = True
         except WorkflowAlreadyStartedError:
             handle = client.get_workflow_handle_for(SyncWorkspace.run, wid)
@@ -275,9 +291,20 @@ async def wait_fleet(
                 )
             group.cancel_scope.cancel()
 
-    async with anyio.create_task_group() as group:
-        for outcome, handle in started:
-            group.start_soon(watch, outcome, handle)
+    try:
+        async with anyio.create_task_group() as group:
+            for outcome, handle in started:
+                group.start_soon(watch, outcome, handle)
+    except BaseExceptionGroup as errors:
+        # The server lost: one workspace's FleetError says so (the task groups
+        # wrap it, once per level), not the group.
+        lost = errors.subgroup(lambda exc: isinstance(exc, FleetError))
+        if lost is None:
+            raise
+        first: BaseException = lost
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
     return [outcomes[outcome.name] for outcome, _ in started]
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "run_local",
     "sync_workspace_list",
     "workspace_client",
+    "workspace_token",
 ]
 
 # Failures another attempt would meet again: the workspace fails at once. (A list
@@ -70,11 +71,17 @@ _PERMANENT = (
 )
 
 
+def workspace_token(token_env: str, environ: Mapping[str, str] | None = None) -> str:
+    """A workspace's token, read from ``$token_env`` here and now (a secret
+    file's trailing newline off); ``""`` if unset."""
+    return (os.environ if environ is None else environ).get(token_env, "").strip()
+
+
 def workspace_client(
     workspace: WorkspaceSpec, *, environ: Mapping[str, str] | None = None
 ) -> IntercomClient:
     """The workspace's client, its token read from ``$token_env`` here and now."""
-    token = (os.environ if environ is None else environ).get(workspace.token_env, "").strip()
+    token = workspace_token(workspace.token_env, environ)
     if not token:
         raise FleetTokenError(
             f"{workspace.token_env} is not set where this workspace is synced "
@@ -112,18 +119,30 @@ async def sync_workspace_list(
     def requests() -> int:
         return client.stats.requests
 
-    return await sync_list(
-        sink,
-        lambda: spec.make(client),
-        list_name=spec.name,
-        kind=spec.kind,
-        whole=spec.whole,
-        per_page=workspace.per_page,
-        base_url=workspace.base_url,
-        requests=requests,
-        display_name=f"{workspace.name}: {spec.name}",
-        on_begun=on_begun,
-    )
+    async def sync(*, restart: bool) -> ListSynced:
+        return await sync_list(
+            sink,
+            lambda: spec.make(client),
+            list_name=spec.name,
+            kind=spec.kind,
+            whole=spec.whole,
+            per_page=workspace.per_page,
+            base_url=workspace.base_url,
+            requests=requests,
+            display_name=f"{workspace.name}: {spec.name}",
+            restart=restart,
+            on_begun=on_begun,
+        )
+
+    try:
+        return await sync(restart=False)
+    except PageLimitError as exc:
+        if not exc.continued:
+            raise
+        # A run stopped after its list went on by the scroll (past the page cap)
+        # cannot be continued by page; the CLI says --restart, the fleet has
+        # nobody to say it to: it starts the list afresh, once.
+        return await sync(restart=True)
 
 
 def is_permanent(exc: BaseException) -> bool:
@@ -171,7 +190,7 @@ async def run_local(
     results: dict[str, WorkspaceResult] = {}
 
     async def one(workspace: WorkspaceSpec) -> None:
-        secret = (os.environ if environ is None else environ).get(workspace.token_env, "")
+        secret = workspace_token(workspace.token_env, environ)
         try:
             result = await _local_workspace(workspace, db_url, environ)
         except Exception as exc:

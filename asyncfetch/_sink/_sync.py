@@ -119,6 +119,7 @@ async def sync_list(
             # Stopped after the list switched to the scroll: its pages are no
             # longer numbered ones to continue from.
             exc.message += "; the run continued a stopped one: --restart starts it afresh"
+            exc.continued = True
         with anyio.CancelScope(shield=True), contextlib.suppress(SinkError):
             await sink.finish_run(run, complete=False, requests=requests())
         raise
