@@ -146,6 +146,7 @@ class SharedRateBudget(RateBudget):
         self._path = path
         self._fd: int | None = None
         self._global: dict[int, int] = {}  # local sequence -> the file's
+        self._open()  # here, so that a folder that cannot hold it fails the setup
 
     @property
     def path(self) -> Path:

@@ -186,7 +186,13 @@ class Transport:
         if self._shared_budget is None:
             self._budget = RateBudget(clock=self._clock, adaptive=True)
         else:
-            self._budget = SharedRateBudget(self._shared_budget, clock=self._clock)
+            try:
+                self._budget = SharedRateBudget(self._shared_budget, clock=self._clock)
+            except OSError as exc:
+                raise ValueError(
+                    f"shared_budget: cannot open the budget file in "
+                    f"{self._shared_budget.parent}: {exc.strerror or exc}"
+                ) from None
 
     async def open(self) -> None:
         if self._session is not None:

@@ -91,7 +91,8 @@ class IntercomClient:
       other process on this machine using the same token and base URL,
       through a small lock-protected file in ``$ASYNCFETCH_STATE_DIR``,
       ``$XDG_RUNTIME_DIR/asyncfetch`` or ``~/.cache/asyncfetch``; a path puts
-      that file in that folder instead. The file never holds the token.
+      that file in that folder instead. The file never holds the token; it is
+      opened here, and a folder that cannot hold it raises ``ValueError``.
       Default ``False``: this process's own budget (which still slows down
       when ``X-RateLimit-Remaining`` shows others spending).
 

@@ -46,3 +46,26 @@ def test_two_runs_with_shared_budget_share_the_window(tmp_path: Path) -> None:
     (budget,) = state.iterdir()
     assert TOKEN.encode() not in budget.read_bytes()
     assert TOKEN not in budget.name
+
+
+def test_a_state_folder_that_cannot_hold_the_budget_file_is_one_line_and_exit_2(
+    tmp_path: Path,
+) -> None:
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("INTERCOM_")}
+    environment["ASYNCFETCH_STATE_DIR"] = str(not_a_folder / "state")
+    with ServerThread(users=50, token=TOKEN) as server:
+        out = tmp_path / "users.jsonl"
+        run = subprocess.run(
+            [sys.executable, "-m", "asyncfetch", "users", "--base-url", server.base_url,
+             "--token", TOKEN, "--shared-budget", "--out", str(out)],
+            env=environment, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert run.returncode == 2, run.stderr
+        assert run.stderr.splitlines() == [
+            f"asyncfetch: error: shared_budget: cannot open the budget file in "
+            f"{not_a_folder / 'state'}: Not a directory"
+        ]
+        assert server.server.stats.requests == 0
+        assert not out.exists()
