@@ -27,13 +27,10 @@ Writes ``benchmarks/results/fleet.json`` (or ``quick/fleet.json``).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import os
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -44,64 +41,12 @@ from pathlib import Path
 
 from asyncfetch.testing import ListKey, ServerConfig, ServerThread
 
+sys.path.insert(0, str(Path(__file__).parent.parent))
+from tests.temporal_server import TemporalServerError, temporal_dev_server
+
 LIMIT = 20  # requests per 1-second window, per workspace
 PER_PAGE = 50
 RESULTS = Path(__file__).parent / "results"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start_temporal(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    binary = shutil.which("temporal", path=str(Path(sys.executable).parent)) or "temporal"
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "server",
-            "start-dev",
-            "--headless",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--ui-port",
-            str(free_port()),
-            "--metrics-port",
-            str(free_port()),
-            "--http-port",
-            str(free_port()),
-            "--db-filename",
-            str(folder / "temporal.db"),
-            "--log-level",
-            "error",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    target = f"127.0.0.1:{port}"
-
-    async def reachable() -> bool:
-        from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
-        from temporalio.client import Client
-
-        try:
-            client = await Client.connect(target)
-            await client.workflow_service.get_system_info(GetSystemInfoRequest())
-        except Exception:
-            return False
-        return True
-
-    deadline = time.monotonic() + 60
-    while not asyncio.run(reachable()):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("the Temporal dev server did not start")
-        time.sleep(0.3)
-    return process, target
 
 
 def fleet_file(path: Path, servers: list[tuple[str, ServerThread]]) -> Path:
@@ -234,20 +179,20 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        temporal, target = start_temporal(folder)
         try:
-            times = {}
-            for kind in ("local", "temporal-1", "temporal-2", "temporal-2-kill"):
-                times[kind] = round(scenario(kind, servers, target, folder), 2)
-                print(
-                    f"{kind:16} {times[kind]:7.2f} s   ideal {ideal} s   "
-                    f"x{times[kind] / ideal:.2f}",
-                    flush=True,
-                )
-            results["seconds"] = times
+            with temporal_dev_server(folder) as target:
+                times = {}
+                for kind in ("local", "temporal-1", "temporal-2", "temporal-2-kill"):
+                    times[kind] = round(scenario(kind, servers, target, folder), 2)
+                    print(
+                        f"{kind:16} {times[kind]:7.2f} s   ideal {ideal} s   "
+                        f"x{times[kind] / ideal:.2f}",
+                        flush=True,
+                    )
+                results["seconds"] = times
+        except TemporalServerError as exc:
+            raise SystemExit(str(exc)) from None
         finally:
-            temporal.terminate()
-            temporal.wait()
             for _, server in servers:
                 server.__exit__(None, None, None)
     out = RESULTS / "quick" / "fleet.json" if args.quick else RESULTS / "fleet.json"

@@ -58,7 +58,7 @@ from ._adaptive import OtherSpenders
 
 logger = logging.getLogger("asyncfetch")
 
-__all__ = ["RateBudget", "header_number"]
+__all__ = ["RateBudget", "check_max_wait", "header_number"]
 
 _RECHECK_SECONDS = 0.5
 """How long to wait before probing again when a probe still hit the old window."""
@@ -70,15 +70,22 @@ _MAX_RESET_DISTANCE = 86_400.0
 """An ``X-RateLimit-Reset`` further than this from the server's time is not believed."""
 
 
-def _check_max_wait(wait: float, max_wait: float | None, started_waiting: float) -> None:
+def check_max_wait(
+    wait: float,
+    max_wait: float | None,
+    started_waiting: float,
+    *,
+    limit: str = "the server's rate limit",
+) -> None:
     """Raise ``RateLimitError`` if waiting ``wait`` more seconds would pass the
-    ``max_wait`` of a request that began waiting at ``started_waiting``."""
+    ``max_wait`` of a request that began waiting at ``started_waiting``
+    (``time.monotonic()``); ``limit`` names what asks for the wait."""
     if max_wait is None:
         return
     left = max_wait - (time.monotonic() - started_waiting)
     if wait > left:
         raise RateLimitError(
-            f"the server's rate limit asks to wait {wait:.0f} s, longer "
+            f"{limit} asks to wait {wait:.0f} s, longer "
             f"than the {max(left, 0):.0f} s left of max_wait (--max-retry-wait)",
             status=429,
             code="rate_limit_wait",
@@ -141,7 +148,7 @@ class RateBudget:
                     if others is not None and not self._blind and self._ceiling is not None:
                         start_at = others.start_at(now, self._window, self._ceiling - self._started)
                         if start_at > now:  # others spend too: pace, do not burst
-                            _check_max_wait(start_at - now, max_wait, started_waiting)
+                            check_max_wait(start_at - now, max_wait, started_waiting)
                             with anyio.move_on_after(start_at - now):
                                 await self._changed.wait()
                             continue
@@ -162,7 +169,7 @@ class RateBudget:
                 wake_at = self._boundary if self._blind else self._reset_at
                 if wake_at <= now:  # pragma: no cover - _tick moved the window on
                     continue
-            _check_max_wait(wake_at - now, max_wait, started_waiting)
+            check_max_wait(wake_at - now, max_wait, started_waiting)
             if self._paused_until != wake_at:
                 self._paused_until = wake_at
                 self.pauses += 1

