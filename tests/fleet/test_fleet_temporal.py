@@ -213,13 +213,15 @@ def test_a_second_fleet_run_follows_the_running_workflow(
             text=True,
             env=clean_env(),
         )
+        # Its first line before any worker: once one has run the workflow to its
+        # end, a new fleet run starts the next sync, as it should.
+        assert again.stdout is not None
+        followed = again.stdout.readline()
+        assert followed == f"{name}: already running, followed (workflow {workflow_id(name)})\n"
         db = f"sqlite://{tmp_path / 'fleet.db'}"
         start_workers(1, task_queue=queue, db=db, tokens={"SOLO_TOKEN": server.token})
         stdout, stderr = again.communicate(timeout=60)
         assert again.returncode == 0, stderr
-        assert stdout.splitlines()[0] == (
-            f"{name}: already running, followed (workflow {workflow_id(name)})"
-        )
         assert f"{name}: completed: 6 pages, 120 records" in stdout
         # One workflow, one pass: every page served once.
         assert asyncio.run(_executions(temporal_server, workflow_id(name))) == 1
