@@ -11,30 +11,13 @@ from asyncfetch import RateLimitError
 from asyncfetch._http._adaptive import OtherSpenders
 from asyncfetch._http._ratelimit import RateBudget
 
+from .budget_clock import NOW, Clock, rate_headers, settle
+
 pytestmark = pytest.mark.anyio
-
-NOW = 1_700_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def headers(remaining: int, reset: float, limit: int = 50) -> dict[str, str]:
-    return {
-        "X-RateLimit-Limit": str(limit),
-        "X-RateLimit-Remaining": str(remaining),
-        "X-RateLimit-Reset": str(int(reset)),
-    }
-
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
+    return rate_headers(remaining, reset, limit)
 
 
 @pytest.mark.parametrize("counts_request", [True, False])

@@ -8,30 +8,13 @@ import pytest
 
 from asyncfetch._http._ratelimit import RateBudget
 
+from .budget_clock import NOW, Clock, rate_headers, settle
+
 pytestmark = pytest.mark.anyio
-
-NOW = 1_700_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def headers(remaining: int, reset: float, limit: int = 10) -> dict[str, str]:
-    return {
-        "X-RateLimit-Limit": str(limit),
-        "X-RateLimit-Remaining": str(remaining),
-        "X-RateLimit-Reset": str(int(reset)),
-    }
-
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
+    return rate_headers(remaining, reset, limit)
 
 
 async def test_without_headers_nothing_is_held_back() -> None:

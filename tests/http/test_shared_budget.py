@@ -27,6 +27,8 @@ from asyncfetch._http._shared import SharedRateBudget, shared_budget_path
 from asyncfetch.testing import ServerThread
 
 from ..helpers import ids
+from .budget_clock import NOW, Clock
+from .budget_clock import rate_headers as budget_headers
 
 LIMIT = 50
 TOKEN = "tok_shared_budget_7f3a9c0e5b"
@@ -161,23 +163,9 @@ def test_the_budget_file_never_holds_the_token(
 
 # -- the budget file's rules, two budgets on one file and a clock the test sets ----------
 
-NOW = 1_700_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
-
 
 def rate_headers(remaining: int, reset: float) -> dict[str, str]:
-    return {
-        "X-RateLimit-Limit": "10",
-        "X-RateLimit-Remaining": str(remaining),
-        "X-RateLimit-Reset": str(int(reset)),
-    }
+    return budget_headers(remaining, reset, 10)
 
 
 def two_budgets(path: Path, clock: Clock) -> tuple[SharedRateBudget, SharedRateBudget]:
